@@ -1,0 +1,45 @@
+# Two entry points: `make run` (the service on embedded defaults, with the demo replay) and
+# `make test` (lint, types, unit and integration tests). Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint unit integration train eval bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[ml,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/relradar run --demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+test: lint $(STAMP)
+	$(BIN)/pytest -q tests
+
+train: $(STAMP)
+	$(BIN)/relradar model train
+
+eval: $(STAMP)
+	$(BIN)/relradar model eval
+
+bench: $(STAMP)
+	$(BIN)/relradar bench classify
+
+clean:
+	rm -rf $(VENV) .relradar .pytest_cache .mypy_cache .ruff_cache

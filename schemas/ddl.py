@@ -1,0 +1,125 @@
+"""ClickHouse DDL: the messages table, its aggregates, and versioned migrations.
+
+Migrations are an ordered list; each has a number and statements that are idempotent on their
+own (``IF NOT EXISTS``), and the applied numbers are recorded in ``schema_migrations`` so a
+migration never runs twice. Label and kind columns are Enum8 numbered from 1, in the enum's
+order, so an unknown value can never be stored as 0 unnoticed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.envelope import Kind, Role
+from schemas.taxonomy import LABELS, PROBLEM_LABELS
+
+
+def enum8(values: list[str]) -> str:
+    members = ", ".join(f"'{v}' = {i}" for i, v in enumerate(values, start=1))
+    return f"Enum8({members})"
+
+
+LABEL_ENUM = enum8([label.value for label in LABELS])
+KIND_ENUM = enum8([k.value for k in Kind])
+ROLE_ENUM = enum8([r.value for r in Role])
+GRAINS: dict[str, str] = {
+    "minute": "toStartOfMinute",
+    "hour": "toStartOfHour",
+    "day": "toStartOfDay",
+}
+
+MESSAGE_COLUMNS: tuple[str, ...] = (
+    "id", "source", "kind", "brand", "author", "conversation_id", "turn_index", "role",
+    "text", "language", "created_at", "ingested_at", "classified_at", "label", "problem",
+    "scores", "model_version", "metadata",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _messages(db: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {db}.messages (
+    id String,
+    source LowCardinality(String),
+    kind {KIND_ENUM},
+    brand LowCardinality(String),
+    author String,
+    conversation_id String,
+    turn_index Int32,
+    role {ROLE_ENUM},
+    text String,
+    language LowCardinality(String),
+    created_at DateTime64(3, 'UTC'),
+    ingested_at DateTime64(3, 'UTC'),
+    classified_at DateTime64(3, 'UTC'),
+    label {LABEL_ENUM},
+    problem UInt8,
+    scores Map(LowCardinality(String), Float32),
+    model_version LowCardinality(String),
+    metadata String,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (brand, created_at, id)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
+
+def _aggregate(db: str, grain: str, bucket_fn: str) -> tuple[str, str]:
+    table = f"""
+CREATE TABLE IF NOT EXISTS {db}.counts_{grain} (
+    bucket DateTime('UTC'),
+    brand LowCardinality(String),
+    label {LABEL_ENUM},
+    source LowCardinality(String),
+    kind {KIND_ENUM},
+    messages UInt64
+) ENGINE = SummingMergeTree(messages)
+ORDER BY (brand, label, source, kind, bucket)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+    view = f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.counts_{grain}_mv TO {db}.counts_{grain} AS
+SELECT {bucket_fn}(toDateTime(created_at, 'UTC')) AS bucket, brand, label, source, kind,
+       count() AS messages
+FROM {db}.messages
+GROUP BY bucket, brand, label, source, kind
+"""
+    return table, view
+
+
+def migrations(db: str) -> list[Migration]:
+    """Every migration, in order, for database ``db``."""
+    aggregates: list[str] = []
+    for grain, fn in GRAINS.items():
+        aggregates.extend(_aggregate(db, grain, fn))
+    problem = ", ".join(f"'{label.value}'" for label in sorted(PROBLEM_LABELS))
+    labels_table = f"""
+CREATE TABLE IF NOT EXISTS {db}.labels (
+    label {LABEL_ENUM}, family String, problem UInt8
+) ENGINE = ReplacingMergeTree ORDER BY label
+"""
+    fill_labels = f"""
+INSERT INTO {db}.labels SELECT label, family, problem FROM (
+  SELECT arrayJoin([{", ".join(f"('{l.value}', '{l.family.value}')" for l in LABELS)}]) AS t,
+         t.1 AS label, t.2 AS family, t.1 IN ({problem}) AS problem)
+"""
+    return [
+        Migration(1, "messages table", (f"CREATE DATABASE IF NOT EXISTS {db}", _messages(db))),
+        Migration(2, "counts by minute, hour and day", tuple(aggregates)),
+        Migration(3, "label reference table", (labels_table, fill_labels)),
+    ]
+
+
+def migrations_table(db: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree ORDER BY version
+"""

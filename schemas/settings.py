@@ -1,0 +1,47 @@
+"""Settings: every knob of the product, read from ``RELRADAR_*`` environment variables.
+
+Settings are read once, at the edge (the CLI), and passed down as a frozen object; no module
+below the CLI reads the environment. Leaving ``broker`` or ``clickhouse_url`` unset selects the
+embedded defaults (the local Kafka-protocol broker, in-process ClickHouse). Every field is
+documented in ``docs/settings.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELRADAR_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path(".relradar"), description="Embedded data and runtime files.")
+    broker: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...); unset starts a local broker."
+    )
+    topic_prefix: str = Field("relradar", description="Prefix of every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of the product's topics.")
+    clickhouse_url: str | None = Field(
+        None, description="ClickHouse server URL (http[s]://host:port); unset is embedded."
+    )
+    clickhouse_user: str = Field("default", description="ClickHouse user (server mode).")
+    clickhouse_password: SecretStr = Field(
+        SecretStr(""), description="ClickHouse password (server mode)."
+    )
+    database: str = Field("relradar", description="ClickHouse database name.")
+    http_host: str = Field("127.0.0.1", description="Address the service's HTTP endpoint binds.")
+    http_port: int = Field(8123, ge=0, le=65535, description="Port of the HTTP endpoint.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token the HTTP endpoint requires, when set."
+    )
+    classifier: str = Field(
+        "default", description="'default' (shipped model), 'lexicon', or a model directory."
+    )
+    classify_batch: int = Field(256, ge=1, description="Messages per classify batch.")
+    classify_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch.")
+    sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
+    sink_window_s: float = Field(1.0, gt=0, description="Longest wait to fill an insert.")
+    app_id: str = Field("relradar", description="Consumer-group id of the stream workers.")
+    log_level: str = Field("warn", description="Log level: debug, info, warn, error.")

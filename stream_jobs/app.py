@@ -1,0 +1,194 @@
+"""The faust-streaming app: the classify agent and the ClickHouse sink agent.
+
+``classify`` takes raw envelopes in batches (``stream.take_events``), validates each (bad
+ones go to the dead-letter topic with the reason), classifies the batch off the event loop,
+and emits classified records keyed like their input. ``sink`` takes classified records in
+larger batches and writes them to ClickHouse, retrying with backoff while the store fails;
+events are acknowledged (and so their offsets committed) only after their batch is done.
+Both agents report offset gaps: the local broker silently drops old data when a consumer
+falls more than ~5 MiB per partition behind, and that must never pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from models import Classifier, classify_envelopes
+from schemas import ClassifiedMessage, DeadLetter, Envelope, Settings, Topics, parse_envelope
+from schemas.envelope import describe_error
+from stream_jobs.sink import ClickHouseSink, SinkBackpressure, SinkError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """What the pipeline has done since start (served on ``/stats``)."""
+
+    raw_in: int = 0
+    classified_out: int = 0
+    dead_letters: int = 0
+    rows_written: int = 0
+    sink_retries: int = 0
+    offset_gaps: int = 0
+    classify_batches: int = 0
+    sink_batches: int = 0
+    last_error: str | None = None
+    gaps: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class GapDetector:
+    """Remembers the last offset per partition and flags any jump forward."""
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.last: dict[tuple[str, int], int] = {}
+
+    def check(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        previous = self.last.get(key)
+        if previous is not None and offset > previous + 1:
+            lost = offset - previous - 1
+            note = f"{topic}[{partition}] offsets {previous + 1}..{offset - 1} ({lost}) missing"
+            self.counters.offset_gaps += lost
+            self.counters.gaps = [*self.counters.gaps[-19:], note]
+            log.error("OFFSET GAP: %s: messages were lost before this worker read them", note)
+        self.last[key] = offset
+
+
+def classified_records(
+    envelopes: Sequence[Envelope], classifier: Classifier
+) -> list[ClassifiedMessage]:
+    """Classify envelopes into the records the classify agent emits."""
+    predictions = classify_envelopes(classifier, envelopes)
+    return [
+        ClassifiedMessage(
+            **env.model_dump(), label=p.label, scores=p.scores, model_version=classifier.version
+        )
+        for env, p in zip(envelopes, predictions, strict=True)
+    ]
+
+
+def create_app(
+    settings: Settings, broker: str, classifier: Classifier, sink: ClickHouseSink
+) -> tuple[faust.App, Counters]:
+    """The faust app wired to a broker, a classifier and a sink."""
+    topics = Topics(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b}" for b in broker.split(",")],
+        store="memory://",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=4 * 1024 * 1024,
+    )
+    counters = Counters()
+    gaps = GapDetector(counters)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")  # fmt: skip
+
+    raw, classified, dead = topic(topics.raw), topic(topics.classified), topic(topics.deadletter)
+
+    async def send_dead(records: Sequence[DeadLetter]) -> None:
+        futures = [await dead.send(key=r.source.encode(), value=r.to_bytes()) for r in records]
+        await asyncio.gather(*futures)
+        counters.dead_letters += len(records)
+
+    async def classify_safely(envelopes: list[Envelope]) -> list[ClassifiedMessage]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, classified_records, envelopes, classifier)
+        except Exception as error:  # noqa: BLE001 - isolate the failing message, keep the rest
+            log.exception("classifying a batch failed; retrying one by one")
+            counters.last_error = f"classify: {error}"
+            done: list[ClassifiedMessage] = []
+            for env in envelopes:
+                try:
+                    done.extend(await loop.run_in_executor(
+                        None, classified_records, [env], classifier))  # fmt: skip
+                except Exception as one:  # noqa: BLE001
+                    await send_dead([DeadLetter.of("classify", env.source, f"classifier: {one}",
+                                                   env.model_dump(mode="json"))])  # fmt: skip
+            return done
+
+    @app.agent(raw, name="classify")
+    async def classify(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
+            envelopes: list[Envelope] = []
+            bad: list[DeadLetter] = []
+            for event in events:
+                msg = event.message
+                gaps.check(msg.topic, msg.partition, msg.offset)
+                where = f"{msg.topic}[{msg.partition}]@{msg.offset}"
+                record = parse_envelope(msg.value or b"", stage="classify", location=where)
+                (bad if isinstance(record, DeadLetter) else envelopes).append(record)  # type: ignore[arg-type]
+            counters.raw_in += len(events)
+            if bad:
+                await send_dead(bad)
+            if not envelopes:
+                continue
+            records = await classify_safely(envelopes)
+            futures = [
+                await classified.send(key=r.key.encode(), value=r.model_dump_json().encode())
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+            counters.classified_out += len(records)
+            counters.classify_batches += 1
+
+    async def write_with_retry(batch: list[ClassifiedMessage]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, sink.write, batch)
+                return
+            except SinkBackpressure as pressure:
+                # Not acking the batch holds consumption here: the take buffer fills and the
+                # consumer stops fetching, so memory stays bounded while the store recovers.
+                counters.sink_retries += 1
+                counters.last_error = f"sink: {pressure}"
+                await asyncio.sleep(pressure.retry_after)
+
+    @app.agent(classified, name="sink")
+    async def sink_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
+            batch: list[ClassifiedMessage] = []
+            bad: list[DeadLetter] = []
+            for event in events:
+                msg = event.message
+                gaps.check(msg.topic, msg.partition, msg.offset)
+                try:
+                    batch.append(ClassifiedMessage.model_validate_json(msg.value or b""))
+                except (ValidationError, ValueError) as error:
+                    reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
+                    bad.append(DeadLetter.of("sink", "classified", reason, msg.value or b"",
+                                             f"{msg.topic}[{msg.partition}]@{msg.offset}"))  # fmt: skip
+            if bad:
+                await send_dead(bad)
+            try:
+                await write_with_retry(batch)
+            except SinkError as error:
+                counters.last_error = f"sink: {error}"
+                await send_dead([DeadLetter.of("sink", m.source, str(error), json.loads(
+                    m.model_dump_json())) for m in batch])  # fmt: skip
+                continue
+            counters.rows_written += len(batch)
+            counters.sink_batches += 1
+
+    return app, counters

@@ -1,0 +1,217 @@
+"""The ``relradar`` command: one console script, a subcommand per job.
+
+Settings come from ``RELRADAR_*`` environment variables; the common options below override
+them (each option names its variable, datasette-style). The settings object is built here,
+once, and passed down. Subcommands: ``run`` (the service), ``broker`` (the local broker),
+``replay`` (files and demo datasets into Kafka), ``classify`` (JSONL in, JSONL out), ``sql``
+(an analyst's query against the running store), ``db migrate``, plus ``model`` and ``bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from schemas import Settings, Topics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMMON = [
+    click.option("--data-dir", envvar="RELRADAR_DATA_DIR", type=click.Path(path_type=Path),
+                 help="Embedded data and runtime files [RELRADAR_DATA_DIR]."),
+    click.option("--broker", envvar="RELRADAR_BROKER",
+                 help="Kafka bootstrap servers; unset uses the local broker [RELRADAR_BROKER]."),
+    click.option("--clickhouse-url", envvar="RELRADAR_CLICKHOUSE_URL",
+                 help="ClickHouse server URL; unset is embedded [RELRADAR_CLICKHOUSE_URL]."),
+    click.option("--http-port", envvar="RELRADAR_HTTP_PORT", type=int,
+                 help="Port of the service's HTTP endpoint [RELRADAR_HTTP_PORT]."),
+    click.option("--classifier", envvar="RELRADAR_CLASSIFIER",
+                 help="'default', 'lexicon' or a model directory [RELRADAR_CLASSIFIER]."),
+]  # fmt: skip
+
+
+def common_options(fn: F) -> F:
+    for option in reversed(COMMON):
+        fn = option(fn)
+    return fn
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options the user gave on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.group()
+@click.version_option(package_name="relradar")
+def main() -> None:
+    """relradar: a streaming pipeline that reads consumer-brand relationships."""
+
+
+@main.command()
+@common_options
+@click.option("--demo", is_flag=True, help="Also replay the shipped real datasets.")
+@click.option("--demo-rate", type=float, default=500.0, show_default=True,
+              help="Demo messages per second.")  # fmt: skip
+@click.option("--demo-limit", type=int, help="Stop the demo after this many messages.")
+def run(demo: bool, demo_rate: float, demo_limit: int | None, **options: Any) -> None:
+    """Run the always-on service (broker, worker, ClickHouse, HTTP) until interrupted."""
+    from stream_jobs.service import run_service
+
+    run_service(make_settings(**options), demo=demo, demo_rate=demo_rate, demo_limit=demo_limit)
+
+
+@main.command()
+@click.option("--address-file", type=click.Path(path_type=Path),
+              help="Write host:port here once listening.")  # fmt: skip
+@click.option("--parent-pid", type=int, help="Exit when this process is gone.")
+@click.option("--topic", "topics", multiple=True, help="Topic to create (repeatable).")
+def broker(address_file: Path | None, parent_pid: int | None, topics: tuple[str, ...]) -> None:
+    """Run the local Kafka-protocol broker in the foreground (in-memory, 127.0.0.1)."""
+    from stream_jobs.broker import serve
+
+    serve(topics or Topics().all(), address_file, parent_pid)
+
+
+def _broker_address(settings: Settings) -> str:
+    from stream_jobs.service import Runtime
+
+    if settings.broker:
+        return settings.broker
+    runtime = Runtime.read(settings)
+    if runtime is None:
+        raise click.ClickException(
+            "no broker configured and no running service found in "
+            f"{settings.data_dir}: start `relradar run` or set RELRADAR_BROKER"
+        )
+    return runtime.broker
+
+
+@main.command("replay")
+@common_options
+@click.argument("source")
+@click.option("--map", "mapping", multiple=True, help="FIELD=COLUMN for a generic file.")
+@click.option("--source-name", default="file", show_default=True, help="Source of a file.")
+@click.option("--brand", help="Brand for rows that have none (generic file).")
+@click.option("--time-format", help="strptime format of the timestamp column.")
+@click.option("--rate", type=float, help="Messages per second.")
+@click.option("--speedup", type=float, help="N x the original timestamps' pace.")
+@click.option("--limit", type=int, help="Send at most this many messages.")
+@click.option("--data", "data_dir_presets", type=click.Path(path_type=Path),
+              help="Folder holding the preset datasets (default: the shipped demo data).")  # fmt: skip
+def replay_cmd(source: str, mapping: tuple[str, ...], source_name: str, brand: str | None,
+               time_format: str | None, rate: float | None, speedup: float | None,
+               limit: int | None, data_dir_presets: Path | None, **options: Any) -> None:  # fmt: skip
+    """Replay a preset (airline, twcs, ibm) or a CSV/JSONL file into Kafka."""
+    from ingest import PRESETS, ColumnMapping, Publisher, read_file, read_preset, replay
+    from ingest.presets import DEMO_DATA
+
+    settings = make_settings(**options)
+    if source in PRESETS:
+        records = read_preset(source, data_dir_presets or DEMO_DATA)
+    elif Path(source).is_file():
+        try:
+            cmap = ColumnMapping.from_pairs(list(mapping), source=source_name,
+                                            default_brand=brand, time_format=time_format)  # fmt: skip
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        records = read_file(Path(source), cmap)
+    else:
+        raise click.BadParameter(f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+    with Publisher(_broker_address(settings), Topics(settings.topic_prefix)) as publisher:
+        stats = replay(records, publisher, rate=rate, speedup=speedup, limit=limit,
+                       progress=True, description=source)  # fmt: skip
+    click.echo(json.dumps({"sent": stats.sent, "dead_letters": stats.dead_letters,
+                           "seconds": round(stats.seconds, 2)}))  # fmt: skip
+
+
+def _jsonl(stream: Any) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    for n, line in enumerate(stream, start=1):
+        if line.strip():
+            try:
+                obj = json.loads(line)
+                yield n, obj if isinstance(obj, dict) else "expected a JSON object"
+            except json.JSONDecodeError as error:
+                yield n, f"invalid JSON: {error}"
+
+
+@main.command()
+@click.option("--input", "input_file", type=click.File("r"), default="-",
+              help="JSONL with id and text per line (default: stdin).")  # fmt: skip
+@click.option("--classifier", envvar="RELRADAR_CLASSIFIER", default="default",
+              show_default=True, help="'default', 'lexicon' or a model directory.")  # fmt: skip
+@click.option("--batch", type=int, default=256, show_default=True)
+def classify(input_file: Any, classifier: str, batch: int) -> None:
+    """Classify JSONL {"id", "text"} lines; print {"id", "label", "scores"} per line."""
+    from models import Classifier
+
+    model = Classifier.from_pretrained(classifier)
+    errors = 0
+
+    def flush(items: list[tuple[Any, str]]) -> None:
+        for (item_id, _), p in zip(items, model.predict([t for _, t in items]), strict=True):
+            scores = {k.value: round(v, 5) for k, v in p.scores.items()}
+            click.echo(json.dumps({"id": item_id, "label": p.label.value, "scores": scores}))
+
+    pending: list[tuple[Any, str]] = []
+    for n, obj in _jsonl(input_file):
+        text = obj.get("text") if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            reason = obj if isinstance(obj, str) else "missing or empty 'text'"
+            item_id = obj.get("id") if isinstance(obj, dict) else None
+            click.echo(json.dumps({"id": item_id, "line": n, "error": reason}))
+            errors += 1
+            continue
+        pending.append((obj.get("id"), text))  # type: ignore[union-attr]
+        if len(pending) >= batch:
+            flush(pending)
+            pending = []
+    flush(pending)
+    if errors:
+        click.echo(f"{errors} lines could not be classified", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)  # fmt: skip
+def sql(query: str, fmt: str, **options: Any) -> None:
+    """Run an analyst's read query against the running service's ClickHouse."""
+    from stream_jobs.query import QueryError, run_query
+
+    try:
+        columns, rows = run_query(make_settings(**options), query)
+    except QueryError as error:
+        raise click.ClickException(str(error)) from None
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    else:
+        from stream_jobs.query import render_table
+
+        click.echo(render_table(columns, rows))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@common_options
+def migrate(**options: Any) -> None:
+    """Apply pending ClickHouse migrations (embedded store must not be in use)."""
+    from stream_jobs.store import Store
+
+    store = Store.open(make_settings(**options))
+    applied = store.migrate(progress=True)
+    click.echo(f"applied: {applied or 'nothing (up to date)'}")
+
+
+if __name__ == "__main__":
+    main()
