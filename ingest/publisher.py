@@ -56,7 +56,7 @@ class Publisher:
             "max_request_size": 4 * 1024 * 1024,
             # A fixed protocol version skips the ApiVersions probe, which the local broker
             # answers in a form kafka-python 2.3 cannot decode; every Kafka >= 2.5 speaks it.
-            "api_version": (2, 5, 0),
+            "api_version": (2, 5),
         }
         options.update(producer_options or {})
         self._producer = self._connect(options, connect_attempts)

