@@ -133,12 +133,17 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Row | DeadLetter]]:
             where = f"{path.name}:{reader.line_num}"
             raw = json.dumps(row, default=str, ensure_ascii=False)
             if None in row or any(v is None for v in row.values()):
-                reason = f"row has {len(row) - (None in row) + len(row.get(None) or [])} " \
-                         f"fields, the header has {len(header)}"  # fmt: skip
+                reason = (
+                    f"row has {len(row) - (None in row) + len(row.get(None) or [])} "
+                    f"fields, the header has {len(header)}"
+                )
                 yield reader.line_num, DeadLetter.of("connector", path.name, reason, raw, where)
             elif any(_has_surrogate(v) for v in row.values()):
-                yield reader.line_num, DeadLetter.of(
-                    "connector", path.name, "invalid UTF-8", raw.encode(errors="replace"), where
+                yield (
+                    reader.line_num,
+                    DeadLetter.of(
+                        "connector", path.name, "invalid UTF-8", raw.encode(errors="replace"), where
+                    ),
                 )
             else:
                 yield reader.line_num, row
@@ -157,16 +162,23 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Row | DeadLetter]]:
             try:
                 obj = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError as error:
-                yield lineno, DeadLetter.of("connector", path.name, f"invalid UTF-8: {error}",
-                                            line, where)  # fmt: skip
+                yield (
+                    lineno,
+                    DeadLetter.of("connector", path.name, f"invalid UTF-8: {error}", line, where),
+                )
                 continue
             except json.JSONDecodeError as error:
-                yield lineno, DeadLetter.of("connector", path.name, f"invalid JSON: {error}",
-                                            line, where)  # fmt: skip
+                yield (
+                    lineno,
+                    DeadLetter.of("connector", path.name, f"invalid JSON: {error}", line, where),
+                )
                 continue
             if not isinstance(obj, dict):
-                yield lineno, DeadLetter.of(
-                    "connector", path.name, "expected a JSON object per line", line, where
+                yield (
+                    lineno,
+                    DeadLetter.of(
+                        "connector", path.name, "expected a JSON object per line", line, where
+                    ),
                 )
                 continue
             yield lineno, obj
@@ -190,9 +202,12 @@ class Deduper:
             first = self.seen.setdefault(record.id, where)
             if first != where:
                 return DeadLetter.of(
-                    "connector", record.source, f"duplicate id {record.id} (first at {first})",
-                    record.model_dump(mode="json"), where,
-                )  # fmt: skip
+                    "connector",
+                    record.source,
+                    f"duplicate id {record.id} (first at {first})",
+                    record.model_dump(mode="json"),
+                    where,
+                )
         return record
 
 
@@ -220,4 +235,3 @@ def records_from_rows(
 def read_file(path: Path, mapping: ColumnMapping) -> Iterator[Record]:
     """Every row of a CSV/JSONL file as an envelope or a dead letter, in file order."""
     return records_from_rows(iter_rows(path), mapping, path.name)
-

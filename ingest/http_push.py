@@ -51,9 +51,7 @@ def _items(body: bytes, content_type: str) -> list[tuple[str, Any]]:
             items = data if isinstance(data, list) else [data]
             return [(f"item {i}", item) for i, item in enumerate(items)]
     return [
-        (f"line {n}", line)
-        for n, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
+        (f"line {n}", line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()
     ]
 
 
@@ -65,8 +63,14 @@ def parse_push(body: bytes, content_type: str = "application/json") -> PushResul
     result = PushResult()
     for where, item in items:
         if isinstance(item, str):
-            record = parse_envelope(item, stage="http", location=where)
-        elif isinstance(item, dict):
+            try:
+                item = json.loads(item)
+            except json.JSONDecodeError as error:
+                result.rejected.append(
+                    DeadLetter.of("http", "http", f"invalid JSON: {error}", item, where)
+                )
+                continue
+        if isinstance(item, dict):
             record = parse_envelope({"source": "http", **item}, stage="http", location=where)
         else:
             record = DeadLetter.of("http", "http", "expected a JSON object", item, where)

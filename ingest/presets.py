@@ -25,11 +25,20 @@ from schemas.envelope import describe_error
 DEMO_DATA = Path(__file__).parent / "demo_data"
 
 AIRLINE = ColumnMapping(
-    text="text", id="tweet_id", brand="airline", created_at="tweet_created", author="name",
-    conversation_id=None, turn_index=None, role=None, language=None, kind=None,
-    source="airline", time_format="%Y-%m-%d %H:%M:%S %z",
+    text="text",
+    id="tweet_id",
+    brand="airline",
+    created_at="tweet_created",
+    author="name",
+    conversation_id=None,
+    turn_index=None,
+    role=None,
+    language=None,
+    kind=None,
+    source="airline",
+    time_format="%Y-%m-%d %H:%M:%S %z",
     metadata=("airline_sentiment", "negativereason"),
-)  # fmt: skip
+)
 
 
 def _airline_fix(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,18 +97,24 @@ def read_twcs(path: Path) -> Iterator[Record]:
             inbound = str(row.get("inbound")) == "True"
             root = roots[tid]
             brand = (
-                str(row["author_id"]) if not inbound
+                str(row["author_id"])
+                if not inbound
                 else brand_of_thread.get(root) or _first_mention(str(row.get("text", "")))
-            )  # fmt: skip
+            )
             if not brand:
                 raise MappingError("no brand: no reply from a brand in the thread, no @mention")
             envelope = Envelope(
-                id=f"twcs:{tid}", source="twcs", kind=Kind.social_post, brand=brand,
+                id=f"twcs:{tid}",
+                source="twcs",
+                kind=Kind.social_post,
+                brand=brand,
                 author=str(row.get("author_id") or "") or None,
-                conversation_id=f"twcs:{root}", turn_index=turn_of[tid],
-                role=Role.customer if inbound else Role.agent, text=row.get("text", ""),
+                conversation_id=f"twcs:{root}",
+                turn_index=turn_of[tid],
+                role=Role.customer if inbound else Role.agent,
+                text=row.get("text", ""),
                 created_at=parse_time(row.get("created_at"), TWCS_TIME),
-            )  # fmt: skip
+            )
         except (MappingError, ValidationError, ValueError, KeyError) as error:
             reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
             yield DeadLetter.of("connector", "twcs", reason, row, where)
@@ -137,27 +152,39 @@ def read_ibm(path: Path) -> Iterator[Record]:
             session, company = str(header["sessionID"]), str(header["company"])
             turns = list(dialog["dialogContent"])
         except (KeyError, TypeError) as error:
-            yield DeadLetter.of("connector", "ibm", f"malformed dialog: missing {error}", dialog,
-                                where)  # fmt: skip
+            yield DeadLetter.of(
+                "connector", "ibm", f"malformed dialog: missing {error}", dialog, where
+            )
             continue
         final = dialog.get("agentURL") or {}
         if final.get("url_utterance") and final.get("tweet_ID") not in {
             t.get("tweet_ID") for t in turns if isinstance(t, dict)
         }:
-            turns.append({"agent": company, "message": final["url_utterance"],
-                          "tweet_ID": final.get("tweet_ID"),
-                          "datetime": turns[-1].get("datetime") if turns else None})  # fmt: skip
+            turns.append(
+                {
+                    "agent": company,
+                    "message": final["url_utterance"],
+                    "tweet_ID": final.get("tweet_ID"),
+                    "datetime": turns[-1].get("datetime") if turns else None,
+                }
+            )
         for i, turn in enumerate(turns):
             try:
                 is_agent = "agent" in turn
                 author = turn.get("agent") if is_agent else turn.get("client", turn.get("client1"))
                 envelope = Envelope(
-                    id=f"ibm:{session}:{i}", source="ibm", kind=Kind.support_turn, brand=company,
-                    author=author or None, conversation_id=f"ibm:{session}", turn_index=i,
-                    role=Role.agent if is_agent else Role.customer, text=turn.get("message", ""),
+                    id=f"ibm:{session}:{i}",
+                    source="ibm",
+                    kind=Kind.support_turn,
+                    brand=company,
+                    author=author or None,
+                    conversation_id=f"ibm:{session}",
+                    turn_index=i,
+                    role=Role.agent if is_agent else Role.customer,
+                    text=turn.get("message", ""),
                     created_at=parse_time(turn.get("datetime")),
                     metadata={"tweet_id": turn.get("tweet_ID")},
-                )  # fmt: skip
+                )
             except (MappingError, ValidationError, ValueError, TypeError, AttributeError) as error:
                 reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
                 yield DeadLetter.of("connector", "ibm", reason, turn, f"{where}/{i}")
@@ -179,13 +206,25 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "airline": Preset("airline", read_airline, "airline/Tweets.csv",
-                      "Twitter US Airline Sentiment: tweets to six US airlines (2015)"),
-    "twcs": Preset("twcs", read_twcs, "twcs/twcs_excerpt_first5000.csv",
-                   "Customer Support on Twitter: customer tweets and brand replies (2017)"),
-    "ibm": Preset("ibm", read_ibm_dir, "ibm_twitter_cdp",
-                  "IBM customer-care dialogs: support turns with 25 brands (2018-2020)"),
-}  # fmt: skip
+    "airline": Preset(
+        "airline",
+        read_airline,
+        "airline/Tweets.csv",
+        "Twitter US Airline Sentiment: tweets to six US airlines (2015)",
+    ),
+    "twcs": Preset(
+        "twcs",
+        read_twcs,
+        "twcs/twcs_excerpt_first5000.csv",
+        "Customer Support on Twitter: customer tweets and brand replies (2017)",
+    ),
+    "ibm": Preset(
+        "ibm",
+        read_ibm_dir,
+        "ibm_twitter_cdp",
+        "IBM customer-care dialogs: support turns with 25 brands (2018-2020)",
+    ),
+}
 
 
 def read_preset(name: str, data_dir: Path = DEMO_DATA) -> Iterator[Record]:

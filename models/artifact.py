@@ -47,14 +47,27 @@ def export_onnx(model: Any, path: Path, quantize: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.fp32.onnx"
         torch.onnx.export(
-            wrapper, sample, str(fp32), input_names=["inputs_embeds", "attention_mask"],
-            output_names=["logits"], opset_version=17, dynamo=False,
-            dynamic_axes={"inputs_embeds": {0: "batch", 1: "seq"},
-                          "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
-        )  # fmt: skip
+            wrapper,
+            sample,
+            str(fp32),
+            input_names=["inputs_embeds", "attention_mask"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={
+                "inputs_embeds": {0: "batch", 1: "seq"},
+                "attention_mask": {0: "batch", 1: "seq"},
+                "logits": {0: "batch"},
+            },
+        )
         if quantize:
-            quantize_dynamic(str(fp32), str(path), per_channel=True, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"])  # fmt: skip
+            quantize_dynamic(
+                str(fp32),
+                str(path),
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+            )
         else:
             path.write_bytes(fp32.read_bytes())
 
@@ -65,8 +78,11 @@ def save_artifact(
     from safetensors.torch import save_file
 
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-             if k != WORD_EMBEDDINGS and not k.endswith("position_ids")}  # fmt: skip
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in model.state_dict().items()
+        if k != WORD_EMBEDDINGS and not k.endswith("position_ids")
+    }
     save_file(state, str(path / WEIGHTS_FILE))
     model.config.save_pretrained(path)
     tokenizer.save_pretrained(path)

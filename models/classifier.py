@@ -68,11 +68,11 @@ class Classifier(ABC):
         if runtime == "onnx":
             from models.onnx_runtime import OnnxClassifier
 
-            return OnnxClassifier.from_pretrained(path)
+            return OnnxClassifier.load(path)
         if runtime == "torch":
             from models.torch_runtime import TorchClassifier
 
-            return TorchClassifier.from_pretrained(path)
+            return TorchClassifier.load(path)
         raise ClassifierError(f"unknown runtime {runtime!r} in {meta_file}")
 
 

@@ -120,12 +120,19 @@ def _load_raw(raw_dir: Path) -> list[Item]:
                 source = f"synthetic:{path.stem.removeprefix('synthetic_')}"
                 item_id = f"{source}:{n}"
                 group = item_id
-            items.append(Item(
-                id=item_id, text=str(row["text"]).strip(), label=label, source=source,
-                slice="real" if is_real else "synthetic", kind=str(row.get("kind", "social_post")),
-                role=str(row.get("role", "customer")), brand=str(row.get("brand") or ""),
-                group=group,
-            ))  # fmt: skip
+            items.append(
+                Item(
+                    id=item_id,
+                    text=str(row["text"]).strip(),
+                    label=label,
+                    source=source,
+                    slice="real" if is_real else "synthetic",
+                    kind=str(row.get("kind", "social_post")),
+                    role=str(row.get("role", "customer")),
+                    brand=str(row.get("brand") or ""),
+                    group=group,
+                )
+            )
     return items
 
 
@@ -194,16 +201,26 @@ def corpus_hash(items: Iterable[Item]) -> str:
 
 def data_card_table(items: list[Item]) -> str:
     """Counts per label and split, for each slice (the data card's main table)."""
-    lines = ["| label | " + " | ".join(f"{s} {sp}" for s in ("synthetic", "real")
-                                       for sp in SPLITS) + " | total |",
-             "|---|" + "---|" * 7]  # fmt: skip
+    lines = [
+        "| label | "
+        + " | ".join(f"{s} {sp}" for s in ("synthetic", "real") for sp in SPLITS)
+        + " | total |",
+        "|---|" + "---|" * 7,
+    ]
     counts = Counter((i.label, i.slice, i.split) for i in items)
     for label in [*LABELS, None]:
-        row = [counts[(lab, s, sp)] for s in ("synthetic", "real") for sp in SPLITS
-               for lab in ([label] if label else LABELS)]  # fmt: skip
+        row = [
+            counts[(lab, s, sp)]
+            for s in ("synthetic", "real")
+            for sp in SPLITS
+            for lab in ([label] if label else LABELS)
+        ]
         if label is None:
-            row = [sum(counts[(lab, s, sp)] for lab in LABELS) for s in ("synthetic", "real")
-                   for sp in SPLITS]  # fmt: skip
+            row = [
+                sum(counts[(lab, s, sp)] for lab in LABELS)
+                for s in ("synthetic", "real")
+                for sp in SPLITS
+            ]
         name = label.value if label else "**all**"
         lines.append(f"| {name} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
     return "\n".join(lines)

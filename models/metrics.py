@@ -6,6 +6,7 @@ fine-tuned) is scored by the same code on the same items.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,12 +27,15 @@ class Report:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "n": self.n, "accuracy": round(self.accuracy, 4), "macro_f1": round(self.macro_f1, 4),
+            "n": self.n,
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
             "problem_recall": round(self.problem_recall, 4),
             "problem_flag_recall": round(self.problem_flag_recall, 4),
-            "per_label": {k.value: [round(x, 4) for x in v[:3]] + [v[3]]
-                          for k, v in self.per_label.items()},
-        }  # fmt: skip
+            "per_label": {
+                k.value: [round(x, 4) for x in v[:3]] + [v[3]] for k, v in self.per_label.items()
+            },
+        }
 
 
 def evaluate(gold: Sequence[Label], pred: Sequence[Label]) -> Report:
@@ -72,7 +76,7 @@ def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 
     correct = probs.argmax(axis=1) == gold
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         mask = (confidence > lo) & (confidence <= hi)
         if mask.any():
             ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())

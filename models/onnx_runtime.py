@@ -38,8 +38,9 @@ def session_options(threads: int | None = None) -> Any:
 class OnnxClassifier(Classifier):
     """int8 ONNX Runtime classifier over a saved relradar model directory."""
 
-    def __init__(self, path: Path, session: Any, tokenizer: Any, meta: dict[str, Any],
-                 batch_size: int = 16) -> None:  # fmt: skip
+    def __init__(
+        self, path: Path, session: Any, tokenizer: Any, meta: dict[str, Any], batch_size: int = 16
+    ) -> None:
         self.path = path
         self.session = session
         self.tokenizer = tokenizer
@@ -47,17 +48,19 @@ class OnnxClassifier(Classifier):
         self.batch_size = batch_size
         self.temperature = float(meta.get("temperature", 1.0))
         self.embeddings = word_embeddings()
-        self._version = f"{meta.get('name', 'relradar-minilm')}-{meta.get('data_hash', '')[:8]}-int8"
+        self._version = (
+            f"{meta.get('name', 'relradar-minilm')}-{meta.get('data_hash', '')[:8]}-int8"
+        )
 
     @classmethod
-    def from_pretrained(cls, path: Path, threads: int | None = None,
-                        batch_size: int = 16) -> OnnxClassifier:  # fmt: skip
+    def load(cls, path: Path, threads: int | None = None, batch_size: int = 16) -> OnnxClassifier:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         meta = read_meta(path)
-        session = ort.InferenceSession(str(path / ONNX_FILE), session_options(threads),
-                                       providers=["CPUExecutionProvider"])  # fmt: skip
+        session = ort.InferenceSession(
+            str(path / ONNX_FILE), session_options(threads), providers=["CPUExecutionProvider"]
+        )
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(int(meta.get("max_length", 128)))
@@ -81,8 +84,9 @@ class OnnxClassifier(Classifier):
                 batch[row, : len(ids[i])] = ids[i]
                 mask[row, : len(ids[i])] = 1
             embeds = self.embeddings[batch]
-            out[idx] = self.session.run(["logits"], {"inputs_embeds": embeds,
-                                                     "attention_mask": mask})[0]  # fmt: skip
+            out[idx] = self.session.run(
+                ["logits"], {"inputs_embeds": embeds, "attention_mask": mask}
+            )[0]
         return out
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -90,6 +94,8 @@ class OnnxClassifier(Classifier):
             return []
         probs = softmax(self.logits(texts), self.temperature)
         return [
-            Prediction(LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)})
+            Prediction(
+                LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)}
+            )
             for row in probs
         ]

@@ -40,17 +40,22 @@ def train_and_ship(
     result = train(train_items, dev_items, args, progress=progress)
     tokenizer = load_tokenizer()
     index = {label: i for i, label in enumerate(LABELS)}
-    dev_logits = predict_logits(result.model, tokenizer, [i.text for i in dev_items], args.max_length)
+    dev_logits = predict_logits(
+        result.model, tokenizer, [i.text for i in dev_items], args.max_length
+    )
     dev_gold = np.array([index[i.label] for i in dev_items])
     temperature = fit_temperature(dev_logits, dev_gold)
     metrics: dict[str, Any] = {
-        "best_epoch": result.best_epoch, "dev_macro_f1": round(result.best_dev_macro_f1, 4),
-        "train_seconds": round(result.seconds, 1), "history": result.history,
+        "best_epoch": result.best_epoch,
+        "dev_macro_f1": round(result.best_dev_macro_f1, 4),
+        "train_seconds": round(result.seconds, 1),
+        "history": result.history,
         "temperature": round(temperature, 4),
         "dev_ece_before": round(expected_calibration_error(softmax(dev_logits), dev_gold), 4),
-        "dev_ece_after": round(expected_calibration_error(softmax(dev_logits, temperature),
-                                                          dev_gold), 4),
-    }  # fmt: skip
+        "dev_ece_after": round(
+            expected_calibration_error(softmax(dev_logits, temperature), dev_gold), 4
+        ),
+    }
     for slice_name in ("synthetic", "real"):
         part = [i for i in test_items if i.slice == slice_name]
         if not part:
@@ -60,14 +65,19 @@ def train_and_ship(
         metrics[f"test_{slice_name}"] = scores.as_dict()
         gold = np.array([index[i.label] for i in part])
         metrics[f"test_{slice_name}"]["ece"] = round(
-            expected_calibration_error(softmax(logits, temperature), gold), 4)  # fmt: skip
+            expected_calibration_error(softmax(logits, temperature), gold), 4
+        )
     if checkpoint_dir is not None:
         save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
     meta = {
-        "name": "relradar-minilm", "temperature": temperature, "max_length": args.max_length,
-        "data_hash": corpus_hash(items), "training_args": args_dict(args), "metrics": metrics,
+        "name": "relradar-minilm",
+        "temperature": temperature,
+        "max_length": args.max_length,
+        "data_hash": corpus_hash(items),
+        "training_args": args_dict(args),
+        "metrics": metrics,
         "corpus": report.__dict__,
-    }  # fmt: skip
+    }
     save_artifact(result.model, tokenizer, out, meta)
     print(f"saved {out}", flush=True)
     return metrics

@@ -28,7 +28,7 @@ class TorchClassifier(Classifier):
         self.max_length = int(meta.get("max_length", 128))
 
     @classmethod
-    def from_pretrained(cls, path: Path) -> TorchClassifier:
+    def load(cls, path: Path) -> TorchClassifier:
         from transformers import AutoTokenizer
 
         meta = read_meta(path)
@@ -36,7 +36,9 @@ class TorchClassifier(Classifier):
 
     @property
     def version(self) -> str:
-        return f"{self.meta.get('name', 'relradar-minilm')}-{self.meta.get('data_hash', '')[:8]}-fp32"
+        return (
+            f"{self.meta.get('name', 'relradar-minilm')}-{self.meta.get('data_hash', '')[:8]}-fp32"
+        )
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         from models.train import predict_logits
@@ -48,6 +50,8 @@ class TorchClassifier(Classifier):
             return []
         probs = softmax(self.logits(texts), self.temperature)
         return [
-            Prediction(LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)})
+            Prediction(
+                LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)}
+            )
             for row in probs
         ]

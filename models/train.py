@@ -45,13 +45,18 @@ class TrainingArgs:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
-            "learning_rate": 0 < self.learning_rate < 1, "weight_decay": self.weight_decay >= 0,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1, "max_length": 8 <= self.max_length <= 512,
-            "patience": self.patience >= 1, "real_weight": self.real_weight > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": 0 < self.learning_rate < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "max_length": 8 <= self.max_length <= 512,
+            "patience": self.patience >= 1,
+            "real_weight": self.real_weight > 0,
             "class_weighting": self.class_weighting in {"none", "inverse", "sqrt_inverse"},
-            "label_smoothing": 0 <= self.label_smoothing < 0.5, "threads": self.threads >= 0,
-        }  # fmt: skip
+            "label_smoothing": 0 <= self.label_smoothing < 0.5,
+            "threads": self.threads >= 0,
+        }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training arguments: {', '.join(bad)}")
@@ -73,7 +78,9 @@ def class_weights(labels: list[Label], scheme: str) -> torch.Tensor:
     return w / w[[i for i, lab in enumerate(LABELS) if counts.get(lab)]].mean()
 
 
-def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
     """Shuffle, sort by length within chunks, cut into batches, shuffle the batches."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -95,22 +102,34 @@ class TrainResult:
     seconds: float
 
 
-def predict_logits(model: Any, tokenizer: Any, texts: list[str], max_length: int,
-                   batch_size: int = 64, bf16: bool = False) -> np.ndarray:  # fmt: skip
+def predict_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 64,
+    bf16: bool = False,
+) -> np.ndarray:
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt")  # fmt: skip
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             out[idx] = model(**enc).logits.float().numpy()
     return out
 
 
-def train(train_items: list[Item], dev_items: list[Item], args: TrainingArgs,
-          progress: bool = True) -> TrainResult:  # fmt: skip
+def train(
+    train_items: list[Item], dev_items: list[Item], args: TrainingArgs, progress: bool = True
+) -> TrainResult:
     from transformers import BertForSequenceClassification
 
     random.seed(args.seed)
@@ -120,10 +139,11 @@ def train(train_items: list[Item], dev_items: list[Item], args: TrainingArgs,
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer()
     model = BertForSequenceClassification.from_pretrained(
-        base_model_dir(), num_labels=len(LABELS),
+        base_model_dir(),
+        num_labels=len(LABELS),
         id2label=dict(enumerate(l.value for l in LABELS)),
         label2id={l.value: i for i, l in enumerate(LABELS)},
-    )  # fmt: skip
+    )
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     index = {label: i for i, label in enumerate(LABELS)}
     texts = [i.text for i in train_items]
@@ -133,25 +153,32 @@ def train(train_items: list[Item], dev_items: list[Item], args: TrainingArgs,
     lengths = [len(e) for e in encoded]
     loss_fn = torch.nn.CrossEntropyLoss(
         weight=class_weights([i.label for i in train_items], args.class_weighting),
-        label_smoothing=args.label_smoothing, reduction="none",
-    )  # fmt: skip
+        label_smoothing=args.label_smoothing,
+        reduction="none",
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
     assert len(decay) + len(no_decay) == len(params)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate,
-    )  # fmt: skip
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=args.learning_rate,
+    )
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(len(texts) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     warmup = int(total_steps * args.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: (s + 1) / max(1, warmup) if s < warmup
-        else max(0.0, (total_steps - s) / max(1, total_steps - warmup)),
-    )  # fmt: skip
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+        ),
+    )
     best_f1, best_epoch, best_state, stale = -1.0, 0, None, 0
     history: list[dict[str, float]] = []
     began = time.monotonic()
@@ -173,14 +200,24 @@ def train(train_items: list[Item], dev_items: list[Item], args: TrainingArgs,
             optimizer.zero_grad(set_to_none=True)
             running += float(loss)
             bar.set_postfix(loss=f"{running / step:.3f}")
-        dev_logits = predict_logits(model, tokenizer, [i.text for i in dev_items],
-                                    args.max_length, bf16=args.bf16)  # fmt: skip
+        dev_logits = predict_logits(
+            model, tokenizer, [i.text for i in dev_items], args.max_length, bf16=args.bf16
+        )
         report = evaluate(dev_gold, [LABELS[k] for k in dev_logits.argmax(axis=1)])
-        history.append({"epoch": epoch, "train_loss": running / len(batches),
-                        "dev_macro_f1": report.macro_f1, "dev_accuracy": report.accuracy,
-                        "seconds": time.monotonic() - began})  # fmt: skip
-        print(f"epoch {epoch}: loss {running / len(batches):.4f}  dev macro-F1 "
-              f"{report.macro_f1:.4f}  acc {report.accuracy:.4f}", flush=True)  # fmt: skip
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": running / len(batches),
+                "dev_macro_f1": report.macro_f1,
+                "dev_accuracy": report.accuracy,
+                "seconds": time.monotonic() - began,
+            }
+        )
+        print(
+            f"epoch {epoch}: loss {running / len(batches):.4f}  dev macro-F1 "
+            f"{report.macro_f1:.4f}  acc {report.accuracy:.4f}",
+            flush=True,
+        )
         if report.macro_f1 > best_f1:
             best_f1, best_epoch, stale = report.macro_f1, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -29,10 +29,25 @@ GRAINS: dict[str, str] = {
 }
 
 MESSAGE_COLUMNS: tuple[str, ...] = (
-    "id", "source", "kind", "brand", "author", "conversation_id", "turn_index", "role",
-    "text", "language", "created_at", "ingested_at", "classified_at", "label", "problem",
-    "scores", "model_version", "metadata",
-)  # fmt: skip
+    "id",
+    "source",
+    "kind",
+    "brand",
+    "author",
+    "conversation_id",
+    "turn_index",
+    "role",
+    "text",
+    "language",
+    "created_at",
+    "ingested_at",
+    "classified_at",
+    "label",
+    "problem",
+    "scores",
+    "model_version",
+    "metadata",
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class Family(StrEnum):
     collaborative = "collaborative"
     intense = "intense"
     problem = "problem"
-    no_relationship = "-"
+    no_relationship = "—"  # the codebook writes an em dash: no family
 
 
 class Label(StrEnum):

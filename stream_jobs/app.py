@@ -100,8 +100,9 @@ def create_app(
     gaps = GapDetector(counters)
 
     def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw")  # fmt: skip
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
 
     raw, classified, dead = topic(topics.raw), topic(topics.classified), topic(topics.deadletter)
 
@@ -114,21 +115,30 @@ def create_app(
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(None, classified_records, envelopes, classifier)
-        except Exception as error:  # noqa: BLE001 - isolate the failing message, keep the rest
+        except Exception as error:
             log.exception("classifying a batch failed; retrying one by one")
             counters.last_error = f"classify: {error}"
             done: list[ClassifiedMessage] = []
             for env in envelopes:
                 try:
-                    done.extend(await loop.run_in_executor(
-                        None, classified_records, [env], classifier))  # fmt: skip
-                except Exception as one:  # noqa: BLE001
-                    await send_dead([DeadLetter.of("classify", env.source, f"classifier: {one}",
-                                                   env.model_dump(mode="json"))])  # fmt: skip
+                    done.extend(
+                        await loop.run_in_executor(None, classified_records, [env], classifier)
+                    )
+                except Exception as one:
+                    await send_dead(
+                        [
+                            DeadLetter.of(
+                                "classify",
+                                env.source,
+                                f"classifier: {one}",
+                                env.model_dump(mode="json"),
+                            )
+                        ]
+                    )
             return done
 
     @app.agent(raw, name="classify")
-    async def classify(stream: faust.StreamT) -> None:
+    async def classify(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
             envelopes: list[Envelope] = []
             bad: list[DeadLetter] = []
@@ -166,7 +176,7 @@ def create_app(
                 await asyncio.sleep(pressure.retry_after)
 
     @app.agent(classified, name="sink")
-    async def sink_agent(stream: faust.StreamT) -> None:
+    async def sink_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
             batch: list[ClassifiedMessage] = []
             bad: list[DeadLetter] = []
@@ -176,17 +186,30 @@ def create_app(
                 try:
                     batch.append(ClassifiedMessage.model_validate_json(msg.value or b""))
                 except (ValidationError, ValueError) as error:
-                    reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
-                    bad.append(DeadLetter.of("sink", "classified", reason, msg.value or b"",
-                                             f"{msg.topic}[{msg.partition}]@{msg.offset}"))  # fmt: skip
+                    reason = (
+                        describe_error(error) if isinstance(error, ValidationError) else str(error)
+                    )
+                    bad.append(
+                        DeadLetter.of(
+                            "sink",
+                            "classified",
+                            reason,
+                            msg.value or b"",
+                            f"{msg.topic}[{msg.partition}]@{msg.offset}",
+                        )
+                    )
             if bad:
                 await send_dead(bad)
             try:
                 await write_with_retry(batch)
             except SinkError as error:
                 counters.last_error = f"sink: {error}"
-                await send_dead([DeadLetter.of("sink", m.source, str(error), json.loads(
-                    m.model_dump_json())) for m in batch])  # fmt: skip
+                await send_dead(
+                    [
+                        DeadLetter.of("sink", m.source, str(error), json.loads(m.model_dump_json()))
+                        for m in batch
+                    ]
+                )
                 continue
             counters.rows_written += len(batch)
             counters.sink_batches += 1

@@ -36,9 +36,7 @@ def serve(
     if partitions != 4:
         # The mock cluster auto-creates every topic with 4 partitions and has no CreateTopics.
         raise BrokerError("the local broker supports exactly 4 partitions per topic")
-    producer = Producer(
-        {"test.mock.num.brokers": 1, "bootstrap.servers": "unused", "log_level": 3}
-    )
+    producer = Producer({"test.mock.num.brokers": 1, "bootstrap.servers": "unused", "log_level": 3})
     metadata = producer.list_topics(timeout=10)
     broker = next(iter(metadata.brokers.values()))
     address = f"127.0.0.1:{broker.port}"

@@ -22,17 +22,34 @@ from schemas import Settings, Topics
 F = TypeVar("F", bound=Callable[..., Any])
 
 COMMON = [
-    click.option("--data-dir", envvar="RELRADAR_DATA_DIR", type=click.Path(path_type=Path),
-                 help="Embedded data and runtime files [RELRADAR_DATA_DIR]."),
-    click.option("--broker", envvar="RELRADAR_BROKER",
-                 help="Kafka bootstrap servers; unset uses the local broker [RELRADAR_BROKER]."),
-    click.option("--clickhouse-url", envvar="RELRADAR_CLICKHOUSE_URL",
-                 help="ClickHouse server URL; unset is embedded [RELRADAR_CLICKHOUSE_URL]."),
-    click.option("--http-port", envvar="RELRADAR_HTTP_PORT", type=int,
-                 help="Port of the service's HTTP endpoint [RELRADAR_HTTP_PORT]."),
-    click.option("--classifier", envvar="RELRADAR_CLASSIFIER",
-                 help="'default', 'lexicon' or a model directory [RELRADAR_CLASSIFIER]."),
-]  # fmt: skip
+    click.option(
+        "--data-dir",
+        envvar="RELRADAR_DATA_DIR",
+        type=click.Path(path_type=Path),
+        help="Embedded data and runtime files [RELRADAR_DATA_DIR].",
+    ),
+    click.option(
+        "--broker",
+        envvar="RELRADAR_BROKER",
+        help="Kafka bootstrap servers; unset uses the local broker [RELRADAR_BROKER].",
+    ),
+    click.option(
+        "--clickhouse-url",
+        envvar="RELRADAR_CLICKHOUSE_URL",
+        help="ClickHouse server URL; unset is embedded [RELRADAR_CLICKHOUSE_URL].",
+    ),
+    click.option(
+        "--http-port",
+        envvar="RELRADAR_HTTP_PORT",
+        type=int,
+        help="Port of the service's HTTP endpoint [RELRADAR_HTTP_PORT].",
+    ),
+    click.option(
+        "--classifier",
+        envvar="RELRADAR_CLASSIFIER",
+        help="'default', 'lexicon' or a model directory [RELRADAR_CLASSIFIER].",
+    ),
+]
 
 
 def common_options(fn: F) -> F:
@@ -55,8 +72,9 @@ def main() -> None:
 @main.command()
 @common_options
 @click.option("--demo", is_flag=True, help="Also replay the shipped real datasets.")
-@click.option("--demo-rate", type=float, default=500.0, show_default=True,
-              help="Demo messages per second.")  # fmt: skip
+@click.option(
+    "--demo-rate", type=float, default=500.0, show_default=True, help="Demo messages per second."
+)
 @click.option("--demo-limit", type=int, help="Stop the demo after this many messages.")
 def run(demo: bool, demo_rate: float, demo_limit: int | None, **options: Any) -> None:
     """Run the always-on service (broker, worker, ClickHouse, HTTP) until interrupted."""
@@ -66,8 +84,9 @@ def run(demo: bool, demo_rate: float, demo_limit: int | None, **options: Any) ->
 
 
 @main.command()
-@click.option("--address-file", type=click.Path(path_type=Path),
-              help="Write host:port here once listening.")  # fmt: skip
+@click.option(
+    "--address-file", type=click.Path(path_type=Path), help="Write host:port here once listening."
+)
 @click.option("--parent-pid", type=int, help="Exit when this process is gone.")
 @click.option("--topic", "topics", multiple=True, help="Topic to create (repeatable).")
 def broker(address_file: Path | None, parent_pid: int | None, topics: tuple[str, ...]) -> None:
@@ -101,11 +120,24 @@ def _broker_address(settings: Settings) -> str:
 @click.option("--rate", type=float, help="Messages per second.")
 @click.option("--speedup", type=float, help="N x the original timestamps' pace.")
 @click.option("--limit", type=int, help="Send at most this many messages.")
-@click.option("--data", "data_dir_presets", type=click.Path(path_type=Path),
-              help="Folder holding the preset datasets (default: the shipped demo data).")  # fmt: skip
-def replay_cmd(source: str, mapping: tuple[str, ...], source_name: str, brand: str | None,
-               time_format: str | None, rate: float | None, speedup: float | None,
-               limit: int | None, data_dir_presets: Path | None, **options: Any) -> None:  # fmt: skip
+@click.option(
+    "--data",
+    "data_dir_presets",
+    type=click.Path(path_type=Path),
+    help="Folder holding the preset datasets (default: the shipped demo data).",
+)
+def replay_cmd(
+    source: str,
+    mapping: tuple[str, ...],
+    source_name: str,
+    brand: str | None,
+    time_format: str | None,
+    rate: float | None,
+    speedup: float | None,
+    limit: int | None,
+    data_dir_presets: Path | None,
+    **options: Any,
+) -> None:
     """Replay a preset (airline, twcs, ibm) or a CSV/JSONL file into Kafka."""
     from ingest import PRESETS, ColumnMapping, Publisher, read_file, read_preset, replay
     from ingest.presets import DEMO_DATA
@@ -115,18 +147,35 @@ def replay_cmd(source: str, mapping: tuple[str, ...], source_name: str, brand: s
         records = read_preset(source, data_dir_presets or DEMO_DATA)
     elif Path(source).is_file():
         try:
-            cmap = ColumnMapping.from_pairs(list(mapping), source=source_name,
-                                            default_brand=brand, time_format=time_format)  # fmt: skip
+            cmap = ColumnMapping.from_pairs(
+                list(mapping), source=source_name, default_brand=brand, time_format=time_format
+            )
         except ValueError as error:
             raise click.BadParameter(str(error)) from None
         records = read_file(Path(source), cmap)
     else:
-        raise click.BadParameter(f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+        raise click.BadParameter(
+            f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+        )
     with Publisher(_broker_address(settings), Topics(settings.topic_prefix)) as publisher:
-        stats = replay(records, publisher, rate=rate, speedup=speedup, limit=limit,
-                       progress=True, description=source)  # fmt: skip
-    click.echo(json.dumps({"sent": stats.sent, "dead_letters": stats.dead_letters,
-                           "seconds": round(stats.seconds, 2)}))  # fmt: skip
+        stats = replay(
+            records,
+            publisher,
+            rate=rate,
+            speedup=speedup,
+            limit=limit,
+            progress=True,
+            description=source,
+        )
+    click.echo(
+        json.dumps(
+            {
+                "sent": stats.sent,
+                "dead_letters": stats.dead_letters,
+                "seconds": round(stats.seconds, 2),
+            }
+        )
+    )
 
 
 def _jsonl(stream: Any) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -140,10 +189,20 @@ def _jsonl(stream: Any) -> Iterator[tuple[int, dict[str, Any] | str]]:
 
 
 @main.command()
-@click.option("--input", "input_file", type=click.File("r"), default="-",
-              help="JSONL with id and text per line (default: stdin).")  # fmt: skip
-@click.option("--classifier", envvar="RELRADAR_CLASSIFIER", default="default",
-              show_default=True, help="'default', 'lexicon' or a model directory.")  # fmt: skip
+@click.option(
+    "--input",
+    "input_file",
+    type=click.File("r"),
+    default="-",
+    help="JSONL with id and text per line (default: stdin).",
+)
+@click.option(
+    "--classifier",
+    envvar="RELRADAR_CLASSIFIER",
+    default="default",
+    show_default=True,
+    help="'default', 'lexicon' or a model directory.",
+)
 @click.option("--batch", type=int, default=256, show_default=True)
 def classify(input_file: Any, classifier: str, batch: int) -> None:
     """Classify JSONL {"id", "text"} lines; print {"id", "label", "scores"} per line."""
@@ -151,26 +210,33 @@ def classify(input_file: Any, classifier: str, batch: int) -> None:
 
     model = Classifier.from_pretrained(classifier)
     errors = 0
+    # Lines are answered in input order; bad lines hold their place with an error.
+    pending: list[tuple[Any, str | None, str | None, int]] = []
 
-    def flush(items: list[tuple[Any, str]]) -> None:
-        for (item_id, _), p in zip(items, model.predict([t for _, t in items]), strict=True):
+    def flush() -> None:
+        texts = [text for _, text, _, _ in pending if text is not None]
+        predictions = iter(model.predict(texts))
+        for item_id, text, error, n in pending:
+            if text is None:
+                click.echo(json.dumps({"id": item_id, "line": n, "error": error}))
+                continue
+            p = next(predictions)
             scores = {k.value: round(v, 5) for k, v in p.scores.items()}
             click.echo(json.dumps({"id": item_id, "label": p.label.value, "scores": scores}))
+        pending.clear()
 
-    pending: list[tuple[Any, str]] = []
     for n, obj in _jsonl(input_file):
         text = obj.get("text") if isinstance(obj, dict) else None
+        item_id = obj.get("id") if isinstance(obj, dict) else None
         if not isinstance(text, str) or not text.strip():
-            reason = obj if isinstance(obj, str) else "missing or empty 'text'"
-            item_id = obj.get("id") if isinstance(obj, dict) else None
-            click.echo(json.dumps({"id": item_id, "line": n, "error": reason}))
             errors += 1
-            continue
-        pending.append((obj.get("id"), text))  # type: ignore[union-attr]
+            reason = obj if isinstance(obj, str) else "missing or empty 'text'"
+            pending.append((item_id, None, reason, n))
+        else:
+            pending.append((item_id, text, None, n))
         if len(pending) >= batch:
-            flush(pending)
-            pending = []
-    flush(pending)
+            flush()
+    flush()
     if errors:
         click.echo(f"{errors} lines could not be classified", err=True)
         sys.exit(1)
@@ -179,8 +245,9 @@ def classify(input_file: Any, classifier: str, batch: int) -> None:
 @main.command()
 @common_options
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 def sql(query: str, fmt: str, **options: Any) -> None:
     """Run an analyst's read query against the running service's ClickHouse."""
     from stream_jobs.query import QueryError, run_query
@@ -195,6 +262,14 @@ def sql(query: str, fmt: str, **options: Any) -> None:
         from stream_jobs.query import render_table
 
         click.echo(render_table(columns, rows))
+
+
+@main.command()
+def schema() -> None:
+    """Print the message envelope's JSON Schema."""
+    from schemas import envelope_json_schema
+
+    click.echo(json.dumps(envelope_json_schema(), indent=2))
 
 
 @main.group()

@@ -11,8 +11,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
-          "error": "ERROR", "crit": "CRITICAL"}  # fmt: skip
+LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "crit": "CRITICAL",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,8 +47,13 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},  # fmt: skip
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
         "root": {"level": level_name(level), "handlers": ["stderr"]},
         "loggers": {"kafka": {"level": "ERROR"}, "aiokafka": {"level": "ERROR"}},
     }

@@ -26,7 +26,7 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
 
         try:
             result = connect(settings).query(query)
-        except Exception as error:  # noqa: BLE001 - reported with the server's own message
+        except Exception as error:
             raise QueryError(str(error)) from None
         return list(result.column_names), [list(r) for r in result.result_rows]
     return http_query(service_url(settings), query, settings)
@@ -42,10 +42,12 @@ def service_url(settings: Settings) -> str:
 
 
 def http_query(url: str, query: str, settings: Settings) -> tuple[list[str], list[list[Any]]]:
-    params = urllib.parse.urlencode({
-        "default_format": "JSONCompact",
-        "output_format_json_quote_64bit_integers": 0,
-    })  # fmt: skip
+    params = urllib.parse.urlencode(
+        {
+            "default_format": "JSONCompact",
+            "output_format_json_quote_64bit_integers": 0,
+        }
+    )
     request = urllib.request.Request(f"{url}/?{params}", data=query.encode(), method="POST")
     if settings.api_token:
         request.add_header("Authorization", f"Bearer {settings.api_token.get_secret_value()}")

@@ -92,10 +92,19 @@ def demo_records(limit: int | None = None) -> Iterator[Record]:
 
 def run_demo(broker: str, topics: Topics, rate: float | None, limit: int | None) -> None:
     with Publisher(broker, topics) as publisher:
-        stats = replay(demo_records(limit), publisher, rate=rate, progress=sys.stderr.isatty(),
-                       description="demo replay")  # fmt: skip
-    print(f"demo: sent {stats.sent} messages, {stats.dead_letters} dead letters, "
-          f"in {stats.seconds:.1f}s", file=sys.stderr, flush=True)  # fmt: skip
+        stats = replay(
+            demo_records(limit),
+            publisher,
+            rate=rate,
+            progress=sys.stderr.isatty(),
+            description="demo replay",
+        )
+    print(
+        f"demo: sent {stats.sent} messages, {stats.dead_letters} dead letters, "
+        f"in {stats.seconds:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def load_classifier(spec: str) -> Classifier:
@@ -134,12 +143,18 @@ def run_service(
             await runner.setup()
             await web.TCPSite(runner, settings.http_host, settings.http_port).start()
             Runtime(broker=broker, http=url, pid=os.getpid()).write(settings)
-            print(f"relradar is running: broker {broker}, HTTP {url} (SQL on /, push on "
-                  f"/ingest), store {settings.clickhouse_url or store_path(settings)}",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            print('try: relradar sql "SELECT brand, label, count() AS n FROM '
-                  f'{settings.database}.messages GROUP BY brand, label ORDER BY n DESC LIMIT 20"',
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"relradar is running: broker {broker}, HTTP {url} (SQL on /, push on "
+                f"/ingest), store {settings.clickhouse_url or store_path(settings)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            print(
+                'try: relradar sql "SELECT brand, label, count() AS n FROM '
+                f'{settings.database}.messages GROUP BY brand, label ORDER BY n DESC LIMIT 20"',
+                file=sys.stderr,
+                flush=True,
+            )
 
         if demo:
 
@@ -149,9 +164,12 @@ def run_service(
                 await loop.run_in_executor(None, run_demo, broker, topics, demo_rate, demo_limit)
 
         worker = faust.Worker(
-            app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+            app,
+            loglevel=settings.log_level,
+            quiet=True,
+            redirect_stdouts=False,
             logging_config=logging_config(settings.log_level),
-        )  # fmt: skip
+        )
         worker.execute_from_commandline()
     finally:
         Runtime.path(settings).unlink(missing_ok=True)
@@ -162,4 +180,3 @@ def run_service(
 
 def store_path(settings: Settings) -> str:
     return str(Path(settings.data_dir) / "chdb")
-

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from schemas import MESSAGE_COLUMNS, LABELS, ClassifiedMessage, Label
+from schemas import LABELS, MESSAGE_COLUMNS, ClassifiedMessage, Label
 from stream_jobs.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,25 @@ def to_row(m: ClassifiedMessage) -> list[Any]:
     if m.label.value not in _VALID_LABELS:
         raise SinkError(f"message {m.id}: unknown label {m.label!r}")
     return [
-        m.id, m.source, m.kind.value, m.brand, m.author or "", m.conversation_id or "",
-        -1 if m.turn_index is None else m.turn_index, m.role.value, m.text, m.language or "",
-        m.created_at, m.ingested_at, m.classified_at, m.label.value, int(m.label.is_problem),
-        {label.value: float(score) for label, score in m.scores.items()}, m.model_version,
+        m.id,
+        m.source,
+        m.kind.value,
+        m.brand,
+        m.author or "",
+        m.conversation_id or "",
+        -1 if m.turn_index is None else m.turn_index,
+        m.role.value,
+        m.text,
+        m.language or "",
+        m.created_at,
+        m.ingested_at,
+        m.classified_at,
+        m.label.value,
+        int(m.label.is_problem),
+        {label.value: float(score) for label, score in m.scores.items()},
+        m.model_version,
         json.dumps(m.metadata, ensure_ascii=False),
-    ]  # fmt: skip
+    ]
 
 
 def dedup_token(batch: Sequence[ClassifiedMessage]) -> str:
@@ -70,12 +83,14 @@ class ClickHouseSink:
         rows = [to_row(m) for m in batch]
         try:
             self.store.insert(
-                "messages", rows, MESSAGE_COLUMNS,
+                "messages",
+                rows,
+                MESSAGE_COLUMNS,
                 settings={
                     "insert_deduplication_token": dedup_token(batch),
                     "deduplicate_blocks_in_dependent_materialized_views": 1,
                 },
-            )  # fmt: skip
+            )
         except StoreError as error:
             self.failures += 1
             retry_after = min(self.max_retry, self.base_retry * 2 ** min(self.failures - 1, 10))

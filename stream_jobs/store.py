@@ -83,7 +83,9 @@ class Store:
             except ClickHouseError as error:
                 raise StoreError.wrap(error) from error
 
-    def raw(self, sql: str, fmt: str | None = None, settings: dict[str, Any] | None = None) -> bytes:
+    def raw(
+        self, sql: str, fmt: str | None = None, settings: dict[str, Any] | None = None
+    ) -> bytes:
         """The query's output as bytes, in ClickHouse's ``fmt`` (the HTTP endpoint's path)."""
         with self._lock:
             try:
@@ -101,9 +103,12 @@ class Store:
         with self._lock:
             try:
                 self.client.insert(
-                    table, rows, column_names=list(columns), database=self.database,
+                    table,
+                    rows,
+                    column_names=list(columns),
+                    database=self.database,
                     settings=settings,
-                )  # fmt: skip
+                )
             except ClickHouseError as error:
                 raise StoreError.wrap(error) from error
 

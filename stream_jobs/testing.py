@@ -43,8 +43,12 @@ class LocalStack:
         self.root = root
         self.port = free_port()
         self.topics = Topics()
-        self.env_settings = {"data_dir": str(root / "data"), "http_port": str(self.port),
-                             "classifier": classifier, **{k: str(v) for k, v in settings.items()}}  # fmt: skip
+        self.env_settings = {
+            "data_dir": str(root / "data"),
+            "http_port": str(self.port),
+            "classifier": classifier,
+            **{k: str(v) for k, v in settings.items()},
+        }
         self.broker: BrokerProcess | None = None
         self.service: subprocess.Popen[bytes] | None = None
         self._publisher: Publisher | None = None
@@ -52,7 +56,8 @@ class LocalStack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(**self.env_settings, broker=self.broker.address if self.broker else None)
+        broker = self.broker.address if self.broker else None
+        return Settings.model_validate({**self.env_settings, "broker": broker})
 
     def start(self, timeout: float = 120) -> LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,8 +70,12 @@ class LocalStack:
         env = {**os.environ, "RELRADAR_BROKER": self.broker.address}
         env.update({f"RELRADAR_{k.upper()}": v for k, v in self.env_settings.items()})
         log = (self.root / "service.log").open("ab")
-        self.service = subprocess.Popen([sys.executable, "-m", "stream_jobs.cli", "run"],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.service = subprocess.Popen(
+            [sys.executable, "-m", "stream_jobs.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.service.poll() is not None:
@@ -129,9 +138,12 @@ class LocalStack:
         with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=30) as response:
             return json.loads(response.read())
 
-    def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST",
-                                         headers={"Content-Type": content_type})  # fmt: skip
+    def post(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=body, method="POST", headers={"Content-Type": content_type}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())
@@ -139,8 +151,13 @@ class LocalStack:
             return error.code, json.loads(error.read() or b"null")
 
     def sql(self, query: str) -> list[dict[str, Any]]:
-        params = urllib.parse.urlencode({"query": query, "default_format": "JSONEachRow",
-                                         "output_format_json_quote_64bit_integers": 0})  # fmt: skip
+        params = urllib.parse.urlencode(
+            {
+                "query": query,
+                "default_format": "JSONEachRow",
+                "output_format_json_quote_64bit_integers": 0,
+            }
+        )
         with urllib.request.urlopen(f"{self.url}/?{params}", timeout=60) as response:
             return [json.loads(line) for line in response.read().splitlines() if line.strip()]
 
@@ -161,9 +178,12 @@ class LocalStack:
 
         assert self.broker is not None
         consumer = KafkaConsumer(
-            bootstrap_servers=self.broker.address, auto_offset_reset="earliest",
-            enable_auto_commit=False, api_version=(2, 5), consumer_timeout_ms=2000,
-        )  # fmt: skip
+            bootstrap_servers=self.broker.address,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            api_version=(2, 5),
+            consumer_timeout_ms=2000,
+        )
         from kafka import TopicPartition
 
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

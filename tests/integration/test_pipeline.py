@@ -39,15 +39,24 @@ def test_real_messages_arrive_exactly_once_and_counts_match_direct_classificatio
     assert stored_ids == {e.id for e in envelopes}
 
     predictions = classify_envelopes(Classifier.from_pretrained("default"), envelopes)
-    expected = Counter((e.brand, p.label.value) for e, p in zip(envelopes, predictions))
-    stored = {(r["brand"], r["label"]): r["n"] for r in stack.sql(
-        "SELECT brand, toString(label) AS label, count() AS n FROM relradar.messages "
-        "GROUP BY brand, label")}  # fmt: skip
+    pairs = zip(envelopes, predictions, strict=True)
+    expected = Counter((e.brand, p.label.value) for e, p in pairs)
+    stored = {
+        (r["brand"], r["label"]): r["n"]
+        for r in stack.sql(
+            "SELECT brand, toString(label) AS label, count() AS n FROM relradar.messages "
+            "GROUP BY brand, label"
+        )
+    }
     assert stored == dict(expected)
     for grain in ("minute", "hour", "day"):
-        aggregated = {(r["brand"], r["label"]): r["n"] for r in stack.sql(
-            f"SELECT brand, toString(label) AS label, sum(messages) AS n "
-            f"FROM relradar.counts_{grain} GROUP BY brand, label")}  # fmt: skip
+        aggregated = {
+            (r["brand"], r["label"]): r["n"]
+            for r in stack.sql(
+                f"SELECT brand, toString(label) AS label, sum(messages) AS n "
+                f"FROM relradar.counts_{grain} GROUP BY brand, label"
+            )
+        }
         assert aggregated == dict(expected), grain
 
     letters = [json.loads(v) for v in stack.read_topic(stack.topics.deadletter, len(dead))]
@@ -56,15 +65,23 @@ def test_real_messages_arrive_exactly_once_and_counts_match_direct_classificatio
 
 
 def _envelope(brand: str, text: str) -> dict[str, object]:
-    return {"id": f"push:{uuid.uuid4()}", "source": "push-test", "kind": "social_post",
-            "brand": brand, "text": text, "created_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return {
+        "id": f"push:{uuid.uuid4()}",
+        "source": "push-test",
+        "kind": "social_post",
+        "brand": brand,
+        "text": text,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def test_http_push_stores_valid_items_and_dead_letters_the_rest(stack: LocalStack) -> None:
     brand = f"PushBrand-{uuid.uuid4().hex[:6]}"
     good = [_envelope(brand, f"@{brand} where is my order #{i}?") for i in range(5)]
     bad = [{**_envelope(brand, "x"), "text": ""}, {"id": "no-brand", "text": "hi"}]
-    lines = [json.dumps(x) for x in good[:3] + bad] + ["{not json"] + [json.dumps(x) for x in good[3:]]
+    lines = (
+        [json.dumps(x) for x in good[:3] + bad] + ["{not json"] + [json.dumps(x) for x in good[3:]]
+    )
     status, answer = stack.post("/ingest", "\n".join(lines).encode(), "application/x-ndjson")
     assert status == 202
     assert answer["accepted"] == 5
@@ -102,17 +119,31 @@ def test_garbage_on_the_raw_topic_becomes_a_dead_letter_and_the_worker_keeps_goi
 def test_sql_command_queries_the_running_service(stack: LocalStack) -> None:
     env = {"RELRADAR_DATA_DIR": stack.env_settings["data_dir"], "PATH": ""}
     done = subprocess.run(
-        [sys.executable, "-m", "stream_jobs.cli", "sql", "--format", "json",
-         "SELECT brand, toString(label) AS label, count() AS n FROM relradar.messages "
-         "GROUP BY brand, label ORDER BY n DESC LIMIT 3"],
-        capture_output=True, text=True, env=env, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "stream_jobs.cli",
+            "sql",
+            "--format",
+            "json",
+            "SELECT brand, toString(label) AS label, count() AS n FROM relradar.messages "
+            "GROUP BY brand, label ORDER BY n DESC LIMIT 3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     rows = json.loads(done.stdout)
     assert len(rows) == 3 and set(rows[0]) == {"brand", "label", "n"}
     assert rows[0]["n"] >= rows[1]["n"] >= rows[2]["n"] > 0
 
     refused = subprocess.run(
         [sys.executable, "-m", "stream_jobs.cli", "sql", "DROP TABLE relradar.messages"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "only read queries" in refused.stderr

@@ -1,0 +1,125 @@
+"""The HTTP endpoint: read-only SQL in ClickHouse's dialect, push ingest, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from schemas import DeadLetter, Envelope, Settings
+from stream_jobs.store import Store
+from stream_jobs.web import QueryRefused, check_read_only, make_app
+
+
+class FakeIngest:
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.dead: list[DeadLetter] = []
+
+    def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None:
+        self.envelopes += envelopes
+        self.dead += dead
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    path: Path = tmp_path_factory.mktemp("web")
+    opened = Store.open(Settings(data_dir=path, database="webtest"))
+    opened.command("CREATE DATABASE IF NOT EXISTS webtest")
+    opened.command("CREATE TABLE IF NOT EXISTS webtest.t (a UInt32, b String) ENGINE = Memory")
+    opened.command("INSERT INTO webtest.t VALUES (1, 'x'), (2, 'y')")
+    yield opened
+
+
+def call(
+    store: Store, token: str | None, scenario: Callable[[TestClient, FakeIngest], Awaitable[Any]]
+) -> Any:
+    ingest = FakeIngest()
+
+    async def run() -> Any:
+        app = make_app(store, ingest, lambda: {"rows_written": 3}, token)
+        async with TestClient(TestServer(app)) as client:
+            return await scenario(client, ingest)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TABLE t",
+        "INSERT INTO t VALUES (1)",
+        "SELECT 1; DROP TABLE t",
+        "ALTER TABLE t DELETE WHERE 1",
+        "  ",
+        "CREATE TABLE x (a Int8) ENGINE=Memory",
+        "SET readonly = 0",
+    ],
+)
+def test_writes_and_multiple_statements_are_refused(sql: str) -> None:
+    with pytest.raises(QueryRefused):
+        check_read_only(sql)
+
+
+def test_reads_pass_even_with_semicolons_in_strings() -> None:
+    assert check_read_only("SELECT 'a;b' AS x;") == "SELECT 'a;b' AS x"
+    for ok in ("WITH 1 AS a SELECT a", "SHOW TABLES", "DESCRIBE t", "EXPLAIN SELECT 1"):
+        check_read_only(ok)
+
+
+def test_query_param_body_and_formats(store: Store) -> None:
+    async def scenario(client: TestClient, _: FakeIngest) -> None:
+        r = await client.get("/", params={"query": "SELECT a, b FROM webtest.t ORDER BY a"})
+        assert r.status == 200 and await r.text() == "1\tx\n2\ty\n"
+        r = await client.post(
+            "/?default_format=JSONEachRow", data="SELECT a FROM webtest.t ORDER BY a"
+        )
+        assert [json.loads(x) for x in (await r.text()).splitlines()] == [{"a": 1}, {"a": 2}]
+        r = await client.post("/", data="SELECT count() AS n FROM webtest.t FORMAT JSONCompact")
+        assert json.loads(await r.text())["data"] == [[2]]
+        r = await client.get("/", params={"query": "DROP TABLE webtest.t"})
+        assert r.status == 403 and r.headers["X-ClickHouse-Exception-Code"] == "164"
+        r = await client.get("/", params={"query": "SELECT * FROM webtest.nope"})
+        assert r.status == 400 and r.headers["X-ClickHouse-Exception-Code"] == "60"
+        r = await client.get("/", params={"query": "SELECT 1", "readonly": "0"})
+        assert r.status == 400
+        assert (await (await client.get("/ping")).text()) == "Ok.\n"
+
+    call(store, None, scenario)
+
+
+def test_push_accepts_good_items_and_reports_bad_ones(store: Store) -> None:
+    async def scenario(client: TestClient, ingest: FakeIngest) -> None:
+        good = {
+            "id": "1",
+            "kind": "social_post",
+            "brand": "A",
+            "text": "hi",
+            "created_at": "2024-01-01T00:00:00Z",
+        }
+        r = await client.post("/ingest", json=[good, {**good, "id": "2", "text": ""}])
+        body = await r.json()
+        assert r.status == 202 and body["accepted"] == 1 and len(body["rejected"]) == 1
+        assert [e.id for e in ingest.envelopes] == ["1"] and len(ingest.dead) == 1
+        r = await client.post("/ingest", data=b"{broken")
+        assert r.status == 400
+        r = await client.post("/ingest", json=[{**good, "text": ""}])
+        assert r.status == 400
+
+    call(store, None, scenario)
+
+
+def test_token_is_required_when_configured(store: Store) -> None:
+    async def scenario(client: TestClient, _: FakeIngest) -> None:
+        assert (await client.get("/stats")).status == 401
+        assert (await client.get("/", params={"query": "SELECT 1", "token": "nope"})).status == 401
+        r = await client.get("/stats", headers={"Authorization": "Bearer s3cret"})
+        assert r.status == 200 and (await r.json())["rows_written"] == 3
+        assert (await client.get("/ping")).status == 200
+
+    call(store, "s3cret", scenario)
