@@ -18,6 +18,7 @@ from models.artifact import save_artifact
 from models.base import load_tokenizer
 from models.classifier import SHIPPED_MODEL
 from models.data import build_corpus, corpus_hash, load_corpus
+from models.datacard import write_data_card
 from models.metrics import evaluate, expected_calibration_error, fit_temperature, softmax
 from models.train import TrainingArgs, args_dict, predict_logits, save_checkpoint, train
 from schemas import LABELS
@@ -31,6 +32,7 @@ def train_and_ship(
     progress: bool = True,
 ) -> dict[str, Any]:
     report = build_corpus()
+    write_data_card(report)
     print(f"corpus: {report}", flush=True)
     items = load_corpus()
     train_items = [i for i in items if i.split == "train"][:limit]

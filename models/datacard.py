@@ -1,0 +1,109 @@
+"""The data card: what the labelled corpus holds, how it was made, and what it lacks.
+
+``write_data_card`` regenerates ``models/data/DATA_CARD.md`` from the corpus, so the counts in
+the card are always the counts of the data the shipped model was trained on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from models.data import DATA_DIR, BuildReport, corpus_hash, data_card_table, load_corpus
+from schemas import LABELS
+
+CARD = DATA_DIR / "DATA_CARD.md"
+
+HOW = """\
+## How the items were made
+
+- **Written examples** (`raw/synthetic_*.jsonl`, one file per batch of industries: travel;
+  telecoms, streaming and software; banks, insurance and utilities; food, games, cars,
+  electronics and fitness; retail, grocery and delivery). Each was written by hand to the
+  codebook, one relationship type at a time, in the registers people really use with brands:
+  tweets, replies, forum comments, app reviews, support chats and emails, with typos, slang,
+  emoji, hashtags, @handles, sarcasm and ALL-CAPS. Writers were told to avoid the codebook's
+  stock phrases (at most about 1 in 8 items of a label may use one) and to show the relationship
+  through situations instead; about 20% are marked `hard`: mixed signals settled by the
+  precedence rule, sarcasm, and misleading words ("would love a refund" is a basic exchange).
+  About a third are support-transcript turns; `none` includes brand replies, ads, news, job
+  posts and spam.
+- **Real items** (`raw/real_labelled_*.jsonl`): 1,730 messages sampled from the shared real
+  data (airline tweets stratified by their sentiment column to over-sample the rarer positive
+  ones; TWCS customer tweets and brand replies; IBM customer-care turns, both sides), each
+  read and labelled by hand per the codebook, with a `high`/`low` confidence mark. They are
+  their own slice: scores on real text are always reported apart from the written items.
+- **Cleaning**: exact duplicates after normalisation (case, handles, URLs, punctuation) are
+  merged, and texts with two different labels are dropped; near-duplicates (word 3-shingle
+  Jaccard >= 0.7, found with MinHash) are collapsed to one item, a real item winning over a
+  written one.
+- **Split**: fixed by a hash of each item's group, within each source: written items 80/10/10
+  (train/dev/test), real items 50/15/35 (more real text held out, as it is scarce). A group is a
+  near-duplicate cluster, and for IBM dialogs the whole conversation, so near-copies and turns
+  of one dialog never straddle splits.
+"""
+
+GAPS = """\
+## Known gaps
+
+- Real text is mostly `basic_exchange` (complaints and questions), `buddies` and `none`: the
+  real slice has few or no `captive`, `dependency` and `love_hate` items, so real-data scores for
+  those labels are not meaningful; their quality rests on the written items.
+- The written items, however varied, come from a few writers; a model can learn their habits.
+  The real-data slice is the check on that, and is small (hundreds of test items).
+- English only; Twitter-era airline and tech-support text dominates the real slice; no
+  languages, markets or channels (voice transcripts, long emails) beyond that.
+- One labeller per real item; no inter-annotator agreement was measured. Items marked `low`
+  confidence are kept, and are the likeliest to be disputed.
+- Agent-turn "treatment" labels (how the brand treats the customer) are not in this corpus.
+"""
+
+
+def write_data_card(report: BuildReport | None = None, path: Path = CARD) -> str:
+    items = load_corpus()
+    by_source = Counter(i.source for i in items)
+    kinds = Counter((i.slice, i.kind) for i in items)
+    words = sorted(len(i.text.split()) for i in items)
+    lines = [
+        "# Data card: relationship-labelled corpus",
+        "",
+        f"{len(items)} items after cleaning, {len(LABELS)} labels (the codebook's), corpus hash "
+        f"`{corpus_hash(items)[:16]}` (recorded in the shipped model). Regenerate with "
+        "`relradar model train` (which rebuilds `corpus.jsonl` from `raw/` and this card).",
+        "",
+        "## Counts per label, slice and split",
+        "",
+        data_card_table(items),
+        "",
+        "## Counts per source",
+        "",
+        "| source | items | train | dev | test |",
+        "|---|---|---|---|---|",
+    ]
+    for source, n in sorted(by_source.items()):
+        split = Counter(i.split for i in items if i.source == source)
+        lines.append(f"| {source} | {n} | {split['train']} | {split['dev']} | {split['test']} |")
+    lines += [
+        "",
+        "| slice | social posts | support turns |",
+        "|---|---|---|",
+        *(
+            f"| {s} | {kinds[(s, 'social_post')]} | {kinds[(s, 'support_turn')]} |"
+            for s in ("synthetic", "real")
+        ),
+        "",
+        f"Length in words: median {words[len(words) // 2]}, 10th percentile "
+        f"{words[len(words) // 10]}, 90th percentile {words[9 * len(words) // 10]}, "
+        f"longest {words[-1]}.",
+        "",
+    ]
+    if report is not None:
+        lines += [
+            f"Cleaning: {report.loaded} raw items, {report.exact_duplicates} exact duplicates "
+            f"merged, {report.label_conflicts} dropped for conflicting labels, "
+            f"{report.near_duplicates} near-duplicates collapsed, {report.kept} kept.",
+            "",
+        ]
+    text = "\n".join(lines) + "\n" + HOW + "\n" + GAPS
+    path.write_text(text)
+    return text

@@ -1,0 +1,65 @@
+"""The labelled corpus: size, coverage, deduplication and a split that never leaks."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+from models.data import CORPUS, Item, load_corpus, near_duplicate_clusters, normalise, shingles
+from models.train import TrainingArgs
+from schemas import LABELS
+
+
+@pytest.fixture(scope="module")
+def items() -> list[Item]:
+    return load_corpus(CORPUS)
+
+
+def test_size_and_coverage(items: list[Item]) -> None:
+    assert len(items) >= 8000
+    counts = Counter(i.label for i in items)
+    assert set(counts) == set(LABELS)
+    assert min(counts.values()) >= 300, counts
+    assert sum(i.slice == "real" for i in items) >= 1500
+    assert {i.kind for i in items} == {"social_post", "support_turn"}
+
+
+def test_no_exact_duplicates_after_normalising(items: list[Item]) -> None:
+    normalised = Counter(normalise(i.text) for i in items)
+    assert max(normalised.values()) == 1
+
+
+def test_groups_and_near_duplicates_never_straddle_splits(items: list[Item]) -> None:
+    splits: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        splits[item.group].add(item.split)
+    assert all(len(s) == 1 for s in splits.values())
+    sample = [i for i in items if i.split == "test"][:300] + [
+        i for i in items if i.split == "train"
+    ]
+    clusters = near_duplicate_clusters([i.text for i in sample], threshold=0.7)
+    assert len(set(clusters)) == len(sample), "near-duplicates survived deduplication"
+
+
+def test_near_duplicate_detection_finds_light_edits() -> None:
+    a = "the flight was delayed three hours and nobody at the gate told us anything at all today"
+    b = "The flight was delayed THREE hours and nobody at the gate told us anything at all today!!"
+    c = "loving the new oat latte, trying it every morning this week before work"
+    assert shingles(a) == shingles(b)
+    clusters = near_duplicate_clusters([a, b, c])
+    assert clusters[0] == clusters[1] != clusters[2]
+
+
+def test_every_split_has_both_slices(items: list[Item]) -> None:
+    present = {(i.slice, i.split) for i in items}
+    assert present == {(s, sp) for s in ("synthetic", "real") for sp in ("train", "dev", "test")}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"epochs": 0}, {"learning_rate": 2.0}, {"class_weighting": "magic"}, {"max_length": 4}],
+)
+def test_training_args_are_validated(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="invalid training arguments"):
+        TrainingArgs(**bad)  # type: ignore[arg-type]

@@ -1,0 +1,86 @@
+"""The shipped fine-tuned model: its labels, its verdicts, and its two runtimes agreeing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models import SHIPPED_MODEL, Classifier
+from models.artifact import ONNX_FILE, WEIGHTS_FILE
+from models.data import corpus_hash, load_corpus
+from models.onnx_runtime import OnnxClassifier
+from models.torch_runtime import TorchClassifier
+from schemas import LABELS, Label
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> OnnxClassifier:
+    return OnnxClassifier.load(SHIPPED_MODEL)
+
+
+def test_artifact_labels_equal_the_enum_and_it_fits_the_budget() -> None:
+    meta = json.loads((SHIPPED_MODEL / "relradar_model.json").read_text())
+    assert meta["labels"] == [label.value for label in LABELS]
+    total = sum(f.stat().st_size for f in SHIPPED_MODEL.iterdir())
+    assert total <= 40 * 1024 * 1024
+    assert (SHIPPED_MODEL / ONNX_FILE).exists() and (SHIPPED_MODEL / WEIGHTS_FILE).exists()
+    assert meta["data_hash"] == corpus_hash(load_corpus()), "the model was trained on other data"
+    assert 0.05 < meta["temperature"] < 10
+
+
+def test_default_classifier_is_the_shipped_model() -> None:
+    assert isinstance(Classifier.from_pretrained("default"), OnnxClassifier)
+
+
+UNAMBIGUOUS = [
+    (
+        "@SkyHigh you are the worst airline on earth, everyone avoid them, never flying you again",
+        Label.enemies,
+    ),
+    ("@SkyHigh hi, how do I change the seat on my booking for friday?", Label.basic_exchange),
+    (
+        "Hi Maria, sorry about the delay! Please DM us your booking reference and we'll look ^JT",
+        Label.none,
+    ),
+    (
+        "Flew with you for 15 years and defended you to everyone. After this week I'm done, "
+        "moving to another airline.",
+        Label.ex_friends,
+    ),
+    (
+        "Feature idea for the app: let us export statements as CSV. Also the search breaks "
+        "if you type an accent, repro: type é",
+        Label.business_partner,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), UNAMBIGUOUS)
+def test_unambiguous_texts(onnx_model: OnnxClassifier, text: str, label: Label) -> None:
+    [prediction] = onnx_model.predict([text])
+    assert prediction.label is label, {k.value: round(v, 3) for k, v in prediction.scores.items()}
+    assert abs(sum(prediction.scores.values()) - 1) < 1e-4
+
+
+def test_onnx_and_torch_paths_agree_on_a_fixed_sample(onnx_model: OnnxClassifier) -> None:
+    sample = [i.text for i in load_corpus() if i.split == "test"][::7][:200]
+    fast = onnx_model.predict(sample)
+    reference = TorchClassifier.load(SHIPPED_MODEL).predict(sample)
+    agree = np.mean([a.label is b.label for a, b in zip(fast, reference, strict=True)])
+    assert agree >= 0.95
+    diffs = [
+        abs(a.scores[k] - b.scores[k]) for a, b in zip(fast, reference, strict=True) for k in LABELS
+    ]
+    assert float(np.mean(diffs)) < 0.01
+
+
+def test_batch_order_and_length_do_not_change_answers(onnx_model: OnnxClassifier) -> None:
+    texts = ["short one", "a much longer text " * 20, "@Brand hello?", "x"]
+    together = onnx_model.predict(texts)
+    alone = [onnx_model.predict([t])[0] for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        assert a.label is b.label
+        assert max(abs(a.scores[k] - b.scores[k]) for k in LABELS) < 1e-3
+    assert onnx_model.predict([]) == []
