@@ -84,6 +84,7 @@ def save_artifact(
         if k != WORD_EMBEDDINGS and not k.endswith("position_ids")
     }
     save_file(state, str(path / WEIGHTS_FILE))
+    model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(path)
     tokenizer.save_pretrained(path)
     if onnx:
@@ -112,9 +113,12 @@ def load_torch_model(path: Path) -> Any:
     from transformers import BertConfig, BertForSequenceClassification
 
     from models.base import word_embeddings
+    from models.net import MeanPoolClassifier
 
     config = BertConfig.from_pretrained(path)
-    model = BertForSequenceClassification(config)
+    known = {cls.__name__: cls for cls in (MeanPoolClassifier, BertForSequenceClassification)}
+    network = known[(config.architectures or ["BertForSequenceClassification"])[0]]
+    model = network(config)
     state = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
     state[WORD_EMBEDDINGS] = torch.from_numpy(word_embeddings().copy())
     missing, unexpected = model.load_state_dict(state, strict=False)

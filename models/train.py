@@ -40,6 +40,7 @@ class TrainingArgs:
     class_weighting: str = "sqrt_inverse"
     real_weight: float = 2.0
     label_smoothing: float = 0.05
+    pooling: str = "mean"  # "mean" (MeanPoolClassifier) or "cls" (BERT's pooler)
     bf16: bool = True
     threads: int = 0  # 0: all cores
 
@@ -54,6 +55,7 @@ class TrainingArgs:
             "patience": self.patience >= 1,
             "real_weight": self.real_weight > 0,
             "class_weighting": self.class_weighting in {"none", "inverse", "sqrt_inverse"},
+            "pooling": self.pooling in {"mean", "cls"},
             "label_smoothing": 0 <= self.label_smoothing < 0.5,
             "threads": self.threads >= 0,
         }
@@ -132,13 +134,16 @@ def train(
 ) -> TrainResult:
     from transformers import BertForSequenceClassification
 
+    from models.net import MeanPoolClassifier
+
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer()
-    model = BertForSequenceClassification.from_pretrained(
+    network = MeanPoolClassifier if args.pooling == "mean" else BertForSequenceClassification
+    model = network.from_pretrained(
         base_model_dir(),
         num_labels=len(LABELS),
         id2label=dict(enumerate(l.value for l in LABELS)),
@@ -198,7 +203,7 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            running += float(loss)
+            running += loss.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
         dev_logits = predict_logits(
             model, tokenizer, [i.text for i in dev_items], args.max_length, bf16=args.bf16

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from schemas.envelope import describe_error
 from stream_jobs.sink import ClickHouseSink, SinkBackpressure, SinkError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,6 +79,38 @@ def classified_records(
         )
         for env, p in zip(envelopes, predictions, strict=True)
     ]
+
+
+def parse_classified(value: bytes, location: str) -> ClassifiedMessage | DeadLetter:
+    """A classified record from the classified topic, or a dead letter saying why not."""
+    try:
+        return ClassifiedMessage.model_validate_json(value)
+    except (ValidationError, ValueError) as error:
+        reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
+        return DeadLetter.of("sink", "classified", reason, value, location)
+
+
+def parse_raw(value: bytes, location: str) -> Envelope | DeadLetter:
+    return parse_envelope(value, stage="classify", location=location)
+
+
+def split_events(
+    events: Sequence[Any],
+    parse: Callable[[bytes, str], T | DeadLetter],
+    gaps: GapDetector,
+) -> tuple[list[T], list[DeadLetter]]:
+    """Parse a batch of events: the good records, and the bad ones as dead letters."""
+    good: list[T] = []
+    bad: list[DeadLetter] = []
+    for event in events:
+        msg = event.message
+        gaps.check(msg.topic, msg.partition, msg.offset)
+        record = parse(msg.value or b"", f"{msg.topic}[{msg.partition}]@{msg.offset}")
+        if isinstance(record, DeadLetter):
+            bad.append(record)
+        else:
+            good.append(record)
+    return good, bad
 
 
 def create_app(
@@ -140,14 +173,7 @@ def create_app(
     @app.agent(raw, name="classify")
     async def classify(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
-            envelopes: list[Envelope] = []
-            bad: list[DeadLetter] = []
-            for event in events:
-                msg = event.message
-                gaps.check(msg.topic, msg.partition, msg.offset)
-                where = f"{msg.topic}[{msg.partition}]@{msg.offset}"
-                record = parse_envelope(msg.value or b"", stage="classify", location=where)
-                (bad if isinstance(record, DeadLetter) else envelopes).append(record)  # type: ignore[arg-type]
+            envelopes, bad = split_events(events, parse_raw, gaps)
             counters.raw_in += len(events)
             if bad:
                 await send_dead(bad)
@@ -178,26 +204,7 @@ def create_app(
     @app.agent(classified, name="sink")
     async def sink_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
-            batch: list[ClassifiedMessage] = []
-            bad: list[DeadLetter] = []
-            for event in events:
-                msg = event.message
-                gaps.check(msg.topic, msg.partition, msg.offset)
-                try:
-                    batch.append(ClassifiedMessage.model_validate_json(msg.value or b""))
-                except (ValidationError, ValueError) as error:
-                    reason = (
-                        describe_error(error) if isinstance(error, ValidationError) else str(error)
-                    )
-                    bad.append(
-                        DeadLetter.of(
-                            "sink",
-                            "classified",
-                            reason,
-                            msg.value or b"",
-                            f"{msg.topic}[{msg.partition}]@{msg.offset}",
-                        )
-                    )
+            batch, bad = split_events(events, parse_classified, gaps)
             if bad:
                 await send_dead(bad)
             try:

@@ -320,7 +320,11 @@ def train(
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     metrics = train_and_ship(
-        args, out or SHIPPED_MODEL, checkpoint_dir=Path("models/runs"), limit=limit
+        args,
+        out or SHIPPED_MODEL,
+        checkpoint_dir=Path("models/runs"),
+        limit=limit,
+        progress=sys.stderr.isatty(),
     )
     click.echo(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
 

@@ -84,3 +84,19 @@ def test_batch_order_and_length_do_not_change_answers(onnx_model: OnnxClassifier
         assert a.label is b.label
         assert max(abs(a.scores[k] - b.scores[k]) for k in LABELS) < 1e-3
     assert onnx_model.predict([]) == []
+
+
+def test_bench_classify_reports_both_paths_and_their_ratio() -> None:
+    from click.testing import CliRunner
+
+    from stream_jobs.cli import main
+
+    result = CliRunner().invoke(
+        main, ["bench", "classify", "--texts", "64", "--baseline-limit", "8", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["texts"] == 64 and report["plain_pipeline"]["texts"] == 8
+    shipped, plain = report["shipped"]["msgs_per_s"], report["plain_pipeline"]["msgs_per_s"]
+    assert shipped > 0 and plain > 0
+    assert report["ratio"] == pytest.approx(shipped / plain, rel=0.02)
