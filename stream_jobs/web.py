@@ -20,12 +20,12 @@ from aiohttp import web
 
 from ingest import PushError, parse_push
 from schemas import DeadLetter, Envelope
+from stream_jobs.sqlguard import READ_ONLY_SETTINGS, QueryRefused, check_read_only
 from stream_jobs.store import Store, StoreError
 
 MAX_BODY = 16 * 1024 * 1024
-READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
 ALLOWED_PARAMS = {"query", "default_format", "database", "token"}
-ALLOWED_SETTING_PREFIXES = ("output_format_", "max_result_rows", "max_execution_time")
+ALLOWED_SETTING_PREFIXES = ("output_format_",)
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 CONTENT_TYPES = {
     "JSON": "application/json",
@@ -40,26 +40,6 @@ class IngestSink(Protocol):
     """What the push route hands envelopes and dead letters to (a publisher, in the service)."""
 
     def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None: ...
-
-
-class QueryRefused(ValueError):
-    """The SQL endpoint only runs single read statements."""
-
-
-def check_read_only(sql: str) -> str:
-    """Return the statement if it is one read; raise ``QueryRefused`` otherwise."""
-    statement = sql.strip().rstrip(";").strip()
-    if not statement:
-        raise QueryRefused("empty query")
-    if ";" in _strip_literals(statement):
-        raise QueryRefused("only one statement per request")
-    if not READ_ONLY_START.match(statement):
-        raise QueryRefused("only read queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed")
-    return statement
-
-
-def _strip_literals(sql: str) -> str:
-    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", "''", sql)
 
 
 def _clickhouse_error(status: int, text: str, code: int | None = None) -> web.Response:
@@ -139,11 +119,12 @@ def make_app(
         fmt = match.group(1) if match else request.query.get("default_format", "TabSeparated")
         if match:
             statement = statement[: match.start()].rstrip()
-        settings = {
+        settings: dict[str, Any] = {
             k: v for k, v in request.query.items() if k.startswith(ALLOWED_SETTING_PREFIXES)
         }
+        settings.update(READ_ONLY_SETTINGS)
         try:
-            data = await run_blocking(store.raw, statement, fmt, settings or None)
+            data = await run_blocking(store.raw, statement, fmt, settings)
         except StoreError as error:
             return _clickhouse_error(400 if error.code else 500, str(error), error.code or 1001)
         content_type = CONTENT_TYPES.get(fmt, "text/plain")
