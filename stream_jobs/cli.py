@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 import click
 
 from schemas import Settings, Topics
+from stream_jobs.reports import REPORTS as _REPORTS
+
+REPORT_NAMES = tuple(_REPORTS)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -270,6 +273,76 @@ def schema() -> None:
     from schemas import envelope_json_schema
 
     click.echo(json.dumps(envelope_json_schema(), indent=2))
+
+
+@main.command()
+@common_options
+@click.argument("name", type=click.Choice(sorted(REPORT_NAMES)))
+@click.option("--brand", default="", help="Brand (mix needs one; examples: optional).")
+@click.option("--since", help="Start (ISO date/time); default: 30 days before the newest data.")
+@click.option("--until", help="End, exclusive; default: just after the newest data.")
+@click.option("--baseline-days", type=int, default=7, show_default=True)
+@click.option("--before", help="movers: the earlier period as SINCE..UNTIL (default: 7 days).")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--per-label", type=int, default=3, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def report(
+    name: str,
+    brand: str,
+    since: str | None,
+    until: str | None,
+    baseline_days: int,
+    before: str | None,
+    limit: int,
+    per_label: int,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Run a canned analyst report (its SQL is in docs/reports.md)."""
+    from datetime import datetime, timedelta
+
+    from stream_jobs.query import QueryError, render_table, run_query
+    from stream_jobs.reports import REPORTS
+
+    settings = make_settings(**options)
+    spec = REPORTS[name]
+    try:
+        if until is None or since is None:
+            _, [[newest]] = run_query(
+                settings, f"SELECT toString(max(bucket)) FROM {settings.database}.counts_day"
+            )
+            end = datetime.fromisoformat(str(newest)) + timedelta(days=1)
+            until = until or end.strftime("%Y-%m-%d %H:%M:%S")
+            since = since or (end - timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
+        a_since, a_until = (before or "..").split("..")
+        if not (a_since and a_until):
+            start = datetime.fromisoformat(since)
+            a_since = (start - timedelta(days=7)).strftime("%Y-%m-%d %H:%M:%S")
+            a_until = start.strftime("%Y-%m-%d %H:%M:%S")
+        values: dict[str, Any] = {
+            "db": settings.database,
+            "brand": brand,
+            "since": since,
+            "until": until,
+            "baseline_days": baseline_days,
+            "limit": limit,
+            "per_label": per_label,
+            "a_since": a_since,
+            "a_until": a_until,
+            "b_since": since,
+            "b_until": until,
+        }
+        if name == "mix" and not brand:
+            raise click.BadParameter("the mix report needs --brand")
+        params = {k: values[k] for k in ["db", *spec.parameters]}
+        columns, rows = run_query(settings, spec.sql, params)
+    except QueryError as error:
+        raise click.ClickException(str(error)) from None
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    else:
+        click.echo(f"{spec.title} ({since} .. {until})")
+        click.echo(render_table(columns, rows))
 
 
 @main.group()

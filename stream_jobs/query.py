@@ -20,16 +20,19 @@ class QueryError(Exception):
     """The query failed, or no store could be reached."""
 
 
-def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
+def run_query(
+    settings: Settings, query: str, parameters: dict[str, Any] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Column names and rows; ``parameters`` fill ``{name:Type}`` placeholders server-side."""
     if settings.clickhouse_url:
         from stream_jobs.store import connect
 
         try:
-            result = connect(settings).query(query)
+            result = connect(settings).query(query, parameters=parameters)
         except Exception as error:
             raise QueryError(str(error)) from None
         return list(result.column_names), [list(r) for r in result.result_rows]
-    return http_query(service_url(settings), query, settings)
+    return http_query(service_url(settings), query, settings, parameters)
 
 
 def service_url(settings: Settings) -> str:
@@ -41,11 +44,14 @@ def service_url(settings: Settings) -> str:
     return f"http://{settings.http_host}:{settings.http_port}"
 
 
-def http_query(url: str, query: str, settings: Settings) -> tuple[list[str], list[list[Any]]]:
+def http_query(
+    url: str, query: str, settings: Settings, parameters: dict[str, Any] | None = None
+) -> tuple[list[str], list[list[Any]]]:
     params = urllib.parse.urlencode(
         {
             "default_format": "JSONCompact",
             "output_format_json_quote_64bit_integers": 0,
+            **{f"param_{k}": v for k, v in (parameters or {}).items()},
         }
     )
     request = urllib.request.Request(f"{url}/?{params}", data=query.encode(), method="POST")

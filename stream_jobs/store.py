@@ -84,12 +84,19 @@ class Store:
                 raise StoreError.wrap(error) from error
 
     def raw(
-        self, sql: str, fmt: str | None = None, settings: dict[str, Any] | None = None
+        self,
+        sql: str,
+        fmt: str | None = None,
+        settings: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> bytes:
         """The query's output as bytes, in ClickHouse's ``fmt`` (the HTTP endpoint's path)."""
         with self._lock:
             try:
-                return bytes(self.client.raw_query(sql, fmt=fmt, settings=settings))
+                result = self.client.raw_query(
+                    sql, parameters=parameters or None, settings=settings, fmt=fmt
+                )
+                return bytes(result)
             except ClickHouseError as error:
                 raise StoreError.wrap(error) from error
 

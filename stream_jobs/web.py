@@ -105,7 +105,10 @@ def make_app(
 
     async def sql(request: web.Request) -> web.Response:
         for name in request.query:
-            if name not in ALLOWED_PARAMS and not name.startswith(ALLOWED_SETTING_PREFIXES):
+            allowed = name in ALLOWED_PARAMS or name.startswith(
+                ("param_", *ALLOWED_SETTING_PREFIXES)
+            )
+            if not allowed:
                 return _clickhouse_error(400, f"parameter {name!r} is not accepted here", 115)
         text = request.query.get("query", "")
         if request.method == "POST":
@@ -123,8 +126,11 @@ def make_app(
             k: v for k, v in request.query.items() if k.startswith(ALLOWED_SETTING_PREFIXES)
         }
         settings.update(READ_ONLY_SETTINGS)
+        parameters = {
+            k[len("param_") :]: v for k, v in request.query.items() if k.startswith("param_")
+        }
         try:
-            data = await run_blocking(store.raw, statement, fmt, settings)
+            data = await run_blocking(store.raw, statement, fmt, settings, parameters)
         except StoreError as error:
             return _clickhouse_error(400 if error.code else 500, str(error), error.code or 1001)
         content_type = CONTENT_TYPES.get(fmt, "text/plain")
