@@ -138,3 +138,24 @@ CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
     version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplacingMergeTree ORDER BY version
 """
+
+
+def retention_statements(db: str, retention_days: int, text_retention_days: int) -> list[str]:
+    """ALTERs that set (or remove) the messages table's row TTL and raw-text TTL.
+
+    Not versioned migrations: they follow the settings, so every ``migrate`` re-applies them.
+    Aggregates are separate tables and keep their counts when old messages expire.
+    """
+    table = f"{db}.messages"
+    rows = (
+        f"ALTER TABLE {table} MODIFY TTL toDateTime(created_at) + INTERVAL {retention_days} DAY"
+        if retention_days
+        else f"ALTER TABLE {table} REMOVE TTL"
+    )
+    text = (
+        f"ALTER TABLE {table} MODIFY COLUMN text String "
+        f"TTL toDateTime(created_at) + INTERVAL {text_retention_days} DAY"
+        if text_retention_days
+        else f"ALTER TABLE {table} MODIFY COLUMN text REMOVE TTL"
+    )
+    return [rows, text]

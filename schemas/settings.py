@@ -43,5 +43,11 @@ class Settings(BaseSettings):
     classify_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch.")
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_window_s: float = Field(1.0, gt=0, description="Longest wait to fill an insert.")
+    retention_days: int = Field(
+        0, ge=0, description="Delete classified messages older than this (0: keep forever)."
+    )
+    text_retention_days: int = Field(
+        0, ge=0, description="Blank the raw text of older messages, keep their labels (0: never)."
+    )
     app_id: str = Field("relradar", description="Consumer-group id of the stream workers.")
     log_level: str = Field("warn", description="Log level: debug, info, warn, error.")

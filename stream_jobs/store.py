@@ -21,6 +21,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from tqdm import tqdm
 
 from schemas import Settings, migrations, migrations_table
+from schemas.ddl import retention_statements
 
 log = logging.getLogger(__name__)
 _CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?:\(([A-Z_]+)\))?(?:\s*\(version|$)", re.S)
@@ -60,14 +61,16 @@ def connect(settings: Settings) -> Client:
 class Store:
     """Thread-safe access to the product's database."""
 
-    def __init__(self, client: Client, database: str) -> None:
+    def __init__(self, client: Client, database: str, retention: tuple[int, int] = (0, 0)) -> None:
         self.client = client
         self.database = database
+        self.retention = retention  # (row days, raw-text days); 0 keeps forever
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
-        return cls(connect(settings), settings.database)
+        retention = (settings.retention_days, settings.text_retention_days)
+        return cls(connect(settings), settings.database, retention)
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
         with self._lock:
@@ -133,6 +136,14 @@ class Store:
             self.insert("schema_migrations", [[m.version, m.name]], ["version", "name"])
             applied.append(m.version)
             log.info("applied migration %d: %s", m.version, m.name)
+        for statement in retention_statements(db, *self.retention):
+            # A table without a TTL answers REMOVE TTL with an error; nothing to undo then.
+            try:
+                self.command(statement)
+            except StoreError as error:
+                if not statement.endswith("REMOVE TTL"):
+                    raise
+                log.debug("no TTL to remove: %s", error)
         return applied
 
     def close(self) -> None:

@@ -87,3 +87,18 @@ def test_store_errors_keep_clickhouse_code_and_name(store: Store) -> None:
     with pytest.raises(StoreError) as caught:
         store.rows("SELECT * FROM ddltest.nope")
     assert caught.value.code == 60 and caught.value.name == "UNKNOWN_TABLE"
+
+
+def test_retention_follows_the_settings(store: Store) -> None:
+    def table_sql() -> str:
+        [row] = store.rows(
+            "SELECT create_table_query AS q FROM system.tables "
+            "WHERE database = 'ddltest' AND name = 'messages'"
+        )
+        return str(row["q"])
+
+    Store(store.client, "ddltest", (30, 7)).migrate()
+    assert "TTL toDateTime(created_at) + toIntervalDay(30)" in table_sql()
+    assert "`text` String TTL toDateTime(created_at) + toIntervalDay(7)" in table_sql()
+    Store(store.client, "ddltest", (0, 0)).migrate()
+    assert "TTL" not in table_sql()
