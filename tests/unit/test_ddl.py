@@ -102,3 +102,23 @@ def test_retention_follows_the_settings(store: Store) -> None:
     assert "`text` String TTL toDateTime(created_at) + toIntervalDay(7)" in table_sql()
     Store(store.client, "ddltest", (0, 0)).migrate()
     assert "TTL" not in table_sql()
+
+
+def test_every_table_and_column_is_documented(store: Store) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tables.md").read_text()
+    sections = {part.split("`")[1]: part for part in doc.split("\n## ")[1:]}
+    columns = store.rows(
+        "SELECT table, name FROM system.columns WHERE database = 'ddltest' "
+        "AND table NOT LIKE '%_mv' AND table NOT LIKE '.inner%'"
+    )
+    missing = []
+    for row in columns:
+        table, column = str(row["table"]), str(row["name"])
+        section = next(
+            (text for name, text in sections.items() if table in text.split("\n")[0]), ""
+        )
+        if f"| `{column}` |" not in section:
+            missing.append(f"{table}.{column}")
+    assert not missing, f"document in docs/tables.md: {missing}"
+    assert set(sections) >= {"messages", "labels", "schema_migrations"}
+    assert len(columns) > 30  # the check did read the tables
