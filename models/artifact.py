@@ -36,9 +36,51 @@ class _FromEmbeddings(torch.nn.Module):
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
 
 
-def export_onnx(model: Any, path: Path, quantize: bool = True) -> None:
-    """Export the encoder+head (from ``inputs_embeds``) to ONNX, int8-quantized if asked."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+class _Calibration:
+    """Feeds length-sorted batches of real inputs to the static quantizer's calibration."""
+
+    def __init__(self, tokenizer: Any, texts: list[str], max_length: int, batch: int = 16) -> None:
+        import numpy as np
+
+        from models.base import word_embeddings
+
+        ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        table = word_embeddings()
+        self.feeds: list[dict[str, Any]] = []
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            width = max(len(ids[i]) for i in idx)
+            tokens = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                tokens[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            self.feeds.append({"inputs_embeds": table[tokens], "attention_mask": mask})
+        self._iter = iter(self.feeds)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = iter(self.feeds)
+
+
+def export_onnx(
+    model: Any,
+    path: Path,
+    quantize: str = "static",
+    tokenizer: Any = None,
+    calibration_texts: list[str] | None = None,
+    max_length: int = 128,
+) -> None:
+    """Export the encoder+head (from ``inputs_embeds``) to ONNX, int8-quantized.
+
+    ``static`` (the default) calibrates activation ranges once on real inputs, so a message's
+    scores never depend on the other messages in its batch; ``dynamic`` measures them per
+    batch (padding included), which makes results vary slightly with batch composition.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     model = model.float().eval()
     hidden = model.config.hidden_size
@@ -47,33 +89,35 @@ def export_onnx(model: Any, path: Path, quantize: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.fp32.onnx"
         torch.onnx.export(
-            wrapper,
-            sample,
-            str(fp32),
-            input_names=["inputs_embeds", "attention_mask"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamo=False,
-            dynamic_axes={
-                "inputs_embeds": {0: "batch", 1: "seq"},
-                "attention_mask": {0: "batch", 1: "seq"},
-                "logits": {0: "batch"},
-            },
-        )
-        if quantize:
-            quantize_dynamic(
-                str(fp32),
-                str(path),
-                per_channel=True,
-                weight_type=QuantType.QInt8,
+            wrapper, sample, str(fp32), input_names=["inputs_embeds", "attention_mask"],
+            output_names=["logits"], opset_version=17, dynamo=False,
+            dynamic_axes={"inputs_embeds": {0: "batch", 1: "seq"},
+                          "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+        )  # fmt: skip
+        if quantize == "static":
+            if tokenizer is None or not calibration_texts:
+                raise ValueError("static quantization needs a tokenizer and calibration texts")
+            reader = _Calibration(tokenizer, calibration_texts, max_length)
+            quantize_static(
+                str(fp32), str(path), reader, quant_format=QuantFormat.QOperator,
+                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 op_types_to_quantize=["MatMul"],
-            )
+            )  # fmt: skip
+        elif quantize == "dynamic":
+            quantize_dynamic(str(fp32), str(path), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"])  # fmt: skip
         else:
             path.write_bytes(fp32.read_bytes())
 
 
 def save_artifact(
-    model: Any, tokenizer: Any, path: Path, meta: dict[str, Any], onnx: bool = True
+    model: Any,
+    tokenizer: Any,
+    path: Path,
+    meta: dict[str, Any],
+    onnx: bool = True,
+    calibration_texts: list[str] | None = None,
+    quantize: str = "static",
 ) -> None:
     from safetensors.torch import save_file
 
@@ -88,7 +132,8 @@ def save_artifact(
     model.config.save_pretrained(path)
     tokenizer.save_pretrained(path)
     if onnx:
-        export_onnx(model, path / ONNX_FILE)
+        export_onnx(model, path / ONNX_FILE, quantize, tokenizer, calibration_texts,
+                    int(meta.get("max_length", 128)))  # fmt: skip
     full = {
         "format_version": FORMAT_VERSION,
         "runtime": "onnx" if onnx else "torch",

@@ -17,11 +17,35 @@ import numpy as np
 from models.artifact import save_artifact
 from models.base import load_tokenizer
 from models.classifier import SHIPPED_MODEL
-from models.data import build_corpus, corpus_hash, load_corpus
+from models.data import Item, build_corpus, corpus_hash, load_corpus
 from models.datacard import write_data_card
 from models.metrics import evaluate, expected_calibration_error, fit_temperature, softmax
 from models.train import TrainingArgs, args_dict, predict_logits, save_checkpoint, train
 from schemas import LABELS
+
+
+def calibration(items: list[Item], count: int = 1024) -> list[str]:
+    """A fixed, spread-out sample of training texts for int8 calibration."""
+    ordered = sorted(items, key=lambda i: i.id)
+    step = max(1, len(ordered) // count)
+    return [i.text for i in ordered[::step][:count]]
+
+
+def reexport(checkpoint: Path, out: Path = SHIPPED_MODEL, quantize: str = "static") -> None:
+    """Rebuild the shipped artifact's weights and ONNX graph from a full training checkpoint."""
+    import json
+
+    from models.classifier import ARTIFACT_FILE
+    from models.net import MeanPoolClassifier
+
+    meta = json.loads((out / ARTIFACT_FILE).read_text())
+    model = MeanPoolClassifier.from_pretrained(checkpoint)
+    items = [i for i in load_corpus() if i.split == "train"]
+    for key in ("format_version", "runtime", "labels", "base_model", "created_at"):
+        meta.pop(key, None)
+    meta["quantization"] = quantize
+    save_artifact(model, load_tokenizer(), out, meta, calibration_texts=calibration(items),
+                  quantize=quantize)  # fmt: skip
 
 
 def train_and_ship(
@@ -80,6 +104,6 @@ def train_and_ship(
         "metrics": metrics,
         "corpus": report.__dict__,
     }
-    save_artifact(result.model, tokenizer, out, meta)
+    save_artifact(result.model, tokenizer, out, meta, calibration_texts=calibration(train_items))
     print(f"saved {out}", flush=True)
     return metrics

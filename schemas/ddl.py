@@ -125,10 +125,30 @@ INSERT INTO {db}.labels SELECT label, family, problem FROM (
   SELECT arrayJoin([{", ".join(f"('{l.value}', '{l.family.value}')" for l in LABELS)}]) AS t,
          t.1 AS label, t.2 AS family, t.1 IN ({problem}) AS problem)
 """
+    alerts = f"""
+CREATE TABLE IF NOT EXISTS {db}.alerts (
+    id String,
+    brand LowCardinality(String),
+    label {LABEL_ENUM},
+    window_start DateTime('UTC'),
+    window_end DateTime('UTC'),
+    messages UInt64,
+    count UInt64,
+    observed_share Float64,
+    expected_share Float64,
+    lift Float64,
+    p_value Float64,
+    test String,
+    examples Array(String),
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at)
+ORDER BY (brand, label, window_start, id)
+"""
     return [
         Migration(1, "messages table", (f"CREATE DATABASE IF NOT EXISTS {db}", _messages(db))),
         Migration(2, "counts by minute, hour and day", tuple(aggregates)),
         Migration(3, "label reference table", (labels_table, fill_labels)),
+        Migration(4, "alerts table", (alerts,)),
     ]
 
 

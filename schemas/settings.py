@@ -49,5 +49,15 @@ class Settings(BaseSettings):
     text_retention_days: int = Field(
         0, ge=0, description="Blank the raw text of older messages, keep their labels (0: never)."
     )
+    alert_interval_s: float = Field(60.0, gt=0, description="Seconds between alert evaluations.")
+    alert_webhooks: str = Field(
+        "", description="Comma-separated webhook URLs; prefix slack+ for Slack's format."
+    )
+    alert_min_volume: int = Field(20, ge=1, description="Brand messages an hour needs to alert.")
+    alert_min_count: int = Field(5, ge=1, description="Problem messages an hour needs to alert.")
+    alert_min_lift: float = Field(2.0, gt=0, description="Observed/expected share to alert.")
+    alert_alpha: float = Field(0.001, gt=0, lt=1, description="p-value threshold of the test.")
+    alert_baseline_hours: int = Field(168, ge=1, description="Trailing baseline, in hours.")
+    alert_cooldown_hours: int = Field(24, ge=0, description="Quiet time after an alert.")
     app_id: str = Field("relradar", description="Consumer-group id of the stream workers.")
     log_level: str = Field("warn", description="Log level: debug, info, warn, error.")

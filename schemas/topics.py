@@ -30,5 +30,10 @@ class Topics:
         """Records that failed validation or processing, with the reason."""
         return f"{self.prefix}.deadletter"
 
+    @property
+    def alerts(self) -> str:
+        """Problem-relationship alerts, one JSON object each."""
+        return f"{self.prefix}.alerts"
+
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.classified, self.deadletter)
+        return (self.raw, self.classified, self.deadletter, self.alerts)

@@ -18,12 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import faust
 from pydantic import ValidationError
 
 from models import Classifier, classify_envelopes
 from schemas import ClassifiedMessage, DeadLetter, Envelope, Settings, Topics, parse_envelope
 from schemas.envelope import describe_error
+from stream_jobs.alert_delivery import deliver, parse_targets
+from stream_jobs.alerts import Alert, AlertRule, evaluate, store_alerts
 from stream_jobs.sink import ClickHouseSink, SinkBackpressure, SinkError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class Counters:
     offset_gaps: int = 0
     classify_batches: int = 0
     sink_batches: int = 0
+    alerts_raised: int = 0
+    alert_delivery_failures: int = 0
     last_error: str | None = None
     gaps: list[str] = field(default_factory=list)
 
@@ -220,5 +225,47 @@ def create_app(
                 continue
             counters.rows_written += len(batch)
             counters.sink_batches += 1
+
+    alerts_topic = topic(topics.alerts)
+    rule = AlertRule(
+        baseline_hours=settings.alert_baseline_hours,
+        min_volume=settings.alert_min_volume,
+        min_count=settings.alert_min_count,
+        min_lift=settings.alert_min_lift,
+        alpha=settings.alert_alpha,
+        cooldown_hours=settings.alert_cooldown_hours,
+    )
+    targets = parse_targets(settings.alert_webhooks)
+
+    def evaluate_and_store() -> list[Alert]:
+        fresh = evaluate(sink.store, rule)
+        store_alerts(sink.store, fresh)
+        return fresh
+
+    @app.timer(interval=settings.alert_interval_s)
+    async def alert_pass() -> None:
+        # Stored first, then announced: a crash in between loses a notification, never an alert.
+        try:
+            fresh = await asyncio.get_running_loop().run_in_executor(None, evaluate_and_store)
+        except Exception as error:
+            counters.last_error = f"alerts: {error}"
+            log.exception("alert evaluation failed")
+            return
+        if not fresh:
+            return
+        futures = [
+            await alerts_topic.send(key=a.brand.encode(), value=json.dumps(a.as_json()).encode())
+            for a in fresh
+        ]
+        await asyncio.gather(*futures)
+        counters.alerts_raised += len(fresh)
+        async with aiohttp.ClientSession() as session:
+            for alert in fresh:
+                for target in targets:
+                    failure = await deliver(session, alert, target)
+                    if failure is not None:
+                        counters.alert_delivery_failures += 1
+                        reason = f"webhook {target.url} refused the alert: {failure}"
+                        await send_dead([DeadLetter.of("alert", "alerts", reason, alert.as_json())])
 
     return app, counters

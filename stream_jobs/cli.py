@@ -346,6 +346,40 @@ def report(
 
 
 @main.group()
+def alerts() -> None:
+    """Problem-relationship alerts."""
+
+
+@alerts.command("list")
+@common_options
+@click.option("--brand", default="", help="Only this brand.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def alerts_list(brand: str, limit: int, fmt: str, **options: Any) -> None:
+    """The newest alerts (``--format json``: a JSON array of alert objects)."""
+    from stream_jobs.query import QueryError, render_table, run_query
+
+    settings = make_settings(**options)
+    sql = (
+        "SELECT id, brand, toString(label) AS label, window_start, window_end, messages, count, "
+        "observed_share, expected_share, lift, p_value, test, examples, created_at "
+        f"FROM {settings.database}.alerts FINAL "
+        "WHERE brand = {brand:String} OR {brand:String} = '' "
+        "ORDER BY window_start DESC, brand, label LIMIT {limit:UInt32}"
+    )
+    try:
+        columns, rows = run_query(settings, sql, {"brand": brand, "limit": limit})
+    except QueryError as error:
+        raise click.ClickException(str(error)) from None
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    else:
+        shown = [c for c in columns if c not in {"id", "test", "examples", "window_end"}]
+        keep = [columns.index(c) for c in shown]
+        click.echo(render_table(shown, [[r[i] for i in keep] for r in rows]))
+
+
+@main.group()
 def db() -> None:
     """Database maintenance."""
 
@@ -400,6 +434,19 @@ def train(
         progress=sys.stderr.isatty(),
     )
     click.echo(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+
+
+@model.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--quantize", type=click.Choice(["static", "dynamic", "none"]), default="static")
+@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
+def export_cmd(checkpoint: Path, quantize: str, out: Path | None) -> None:
+    """Rebuild a model directory's weights and ONNX graph from a training checkpoint."""
+    from models.classifier import SHIPPED_MODEL
+    from models.pipeline import reexport
+
+    reexport(checkpoint, out or SHIPPED_MODEL, quantize)
+    click.echo(f"exported {checkpoint} -> {out or SHIPPED_MODEL} ({quantize})")
 
 
 @model.command("eval")
