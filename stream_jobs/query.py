@@ -50,7 +50,6 @@ def http_query(
     params = urllib.parse.urlencode(
         {
             "default_format": "JSONCompact",
-            "output_format_json_quote_64bit_integers": 0,
             **{f"param_{k}": v for k, v in (parameters or {}).items()},
         }
     )

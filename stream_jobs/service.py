@@ -134,7 +134,9 @@ def run_service(
         classifier = load_classifier(settings.classifier)
         app, counters = create_app(settings, broker, classifier, ClickHouseSink(store))
         token = settings.api_token.get_secret_value() if settings.api_token else None
-        http = make_app(store, PublisherIngest(broker, topics), counters.as_dict, token)
+        http = make_app(
+            store, store.reader(settings), PublisherIngest(broker, topics), counters.as_dict, token
+        )
         url = f"http://{settings.http_host}:{settings.http_port}"
 
         @app.task

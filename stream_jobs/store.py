@@ -146,6 +146,34 @@ class Store:
                 log.debug("no TTL to remove: %s", error)
         return applied
 
+    def reader(self, settings: Settings) -> Store:
+        """A second store on its own session, locked to reads, for analysts' SQL.
+
+        In the embedded engine, settings are per session and a query's settings are applied
+        with SET; ``readonly`` then can't be undone, so the read-only session must be separate
+        from the sink's. Output settings are fixed before the lock (numbers as JSON numbers).
+        """
+        client = connect(settings)
+        if settings.clickhouse_url:
+            return ServerReader(client, self.database)
+        client.command("SET output_format_json_quote_64bit_integers = 0")
+        client.command("SET readonly = 1")
+        return Store(client, self.database)
+
     def close(self) -> None:
         with self._lock:
             self.client.close()
+
+
+class ServerReader(Store):
+    """A server's client with ``readonly=1`` on every call (HTTP settings are per query)."""
+
+    def raw(
+        self,
+        sql: str,
+        fmt: str | None = None,
+        settings: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> bytes:
+        locked = {"output_format_json_quote_64bit_integers": 0, **(settings or {}), "readonly": 1}
+        return super().raw(sql, fmt, locked, parameters)

@@ -155,7 +155,6 @@ class LocalStack:
             {
                 "query": query,
                 "default_format": "JSONEachRow",
-                "output_format_json_quote_64bit_integers": 0,
             }
         )
         with urllib.request.urlopen(f"{self.url}/?{params}", timeout=60) as response:

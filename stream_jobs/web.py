@@ -20,12 +20,11 @@ from aiohttp import web
 
 from ingest import PushError, parse_push
 from schemas import DeadLetter, Envelope
-from stream_jobs.sqlguard import READ_ONLY_SETTINGS, QueryRefused, check_read_only
+from stream_jobs.sqlguard import QueryRefused, check_read_only
 from stream_jobs.store import Store, StoreError
 
 MAX_BODY = 16 * 1024 * 1024
 ALLOWED_PARAMS = {"query", "default_format", "database", "token"}
-ALLOWED_SETTING_PREFIXES = ("output_format_",)
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 CONTENT_TYPES = {
     "JSON": "application/json",
@@ -53,11 +52,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def make_app(
     store: Store,
+    reader: Store,
     ingest: IngestSink | None,
     stats: Callable[[], dict[str, Any]],
     token: str | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``ingest`` may be None where pushing is not offered."""
+    """The aiohttp application; ``reader`` is the read-only store analysts' SQL runs on, and
+    ``ingest`` may be None where pushing is not offered."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -105,11 +106,9 @@ def make_app(
 
     async def sql(request: web.Request) -> web.Response:
         for name in request.query:
-            allowed = name in ALLOWED_PARAMS or name.startswith(
-                ("param_", *ALLOWED_SETTING_PREFIXES)
-            )
-            if not allowed:
-                return _clickhouse_error(400, f"parameter {name!r} is not accepted here", 115)
+            if name not in ALLOWED_PARAMS and not name.startswith("param_"):
+                reason = f"parameter {name!r} is not accepted: settings are fixed on this endpoint"
+                return _clickhouse_error(400, reason, 115)
         text = request.query.get("query", "")
         if request.method == "POST":
             body = (await request.read()).decode("utf-8", errors="replace")
@@ -122,15 +121,11 @@ def make_app(
         fmt = match.group(1) if match else request.query.get("default_format", "TabSeparated")
         if match:
             statement = statement[: match.start()].rstrip()
-        settings: dict[str, Any] = {
-            k: v for k, v in request.query.items() if k.startswith(ALLOWED_SETTING_PREFIXES)
-        }
-        settings.update(READ_ONLY_SETTINGS)
         parameters = {
             k[len("param_") :]: v for k, v in request.query.items() if k.startswith("param_")
         }
         try:
-            data = await run_blocking(store.raw, statement, fmt, settings, parameters)
+            data = await run_blocking(reader.raw, statement, fmt, None, parameters)
         except StoreError as error:
             return _clickhouse_error(400 if error.code else 500, str(error), error.code or 1001)
         content_type = CONTENT_TYPES.get(fmt, "text/plain")

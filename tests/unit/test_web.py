@@ -28,22 +28,25 @@ class FakeIngest:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Store]]:
     path: Path = tmp_path_factory.mktemp("web")
-    opened = Store.open(Settings(data_dir=path, database="webtest"))
+    settings = Settings(data_dir=path, database="webtest")
+    opened = Store.open(settings)
     opened.command("CREATE DATABASE IF NOT EXISTS webtest")
     opened.command("CREATE TABLE IF NOT EXISTS webtest.t (a UInt32, b String) ENGINE = Memory")
     opened.command("INSERT INTO webtest.t VALUES (1, 'x'), (2, 'y')")
-    yield opened
+    yield opened, opened.reader(settings)
 
 
 def call(
-    store: Store, token: str | None, scenario: Callable[[TestClient, FakeIngest], Awaitable[Any]]
+    stores: tuple[Store, Store],
+    token: str | None,
+    scenario: Callable[[TestClient, FakeIngest], Awaitable[Any]],
 ) -> Any:
     ingest = FakeIngest()
 
     async def run() -> Any:
-        app = make_app(store, ingest, lambda: {"rows_written": 3}, token)
+        app = make_app(*stores, ingest, lambda: {"rows_written": 3}, token)
         async with TestClient(TestServer(app)) as client:
             return await scenario(client, ingest)
 
@@ -89,7 +92,7 @@ def test_reads_pass_even_with_semicolons_in_strings() -> None:
         check_read_only(ok)
 
 
-def test_query_param_body_and_formats(store: Store) -> None:
+def test_query_param_body_and_formats(stores: tuple[Store, Store]) -> None:
     async def scenario(client: TestClient, _: FakeIngest) -> None:
         r = await client.get("/", params={"query": "SELECT a, b FROM webtest.t ORDER BY a"})
         assert r.status == 200 and await r.text() == "1\tx\n2\ty\n"
@@ -105,6 +108,12 @@ def test_query_param_body_and_formats(store: Store) -> None:
         assert r.status == 400 and r.headers["X-ClickHouse-Exception-Code"] == "60"
         r = await client.get("/", params={"query": "SELECT 1", "readonly": "0"})
         assert r.status == 400
+        r = await client.get("/", params={"query": "SELECT 1", "output_format_x": "1"})
+        assert r.status == 400
+        r = await client.get("/", params={"query": "SELECT * FROM file('/etc/hostname')"})
+        assert r.status == 403
+        r = await client.get("/", params={"query": "SELECT {n:UInt8} + 1", "param_n": "41"})
+        assert await r.text() == "42\n"
         assert (await (await client.get("/ping")).text()) == "Ok.\n"
         r = await client.get("/", params={"query": "SELECT file('/etc/hostname')"})
         assert r.status == 403
@@ -114,10 +123,15 @@ def test_query_param_body_and_formats(store: Store) -> None:
         r = await client.get("/", params={"query": "SELECT 'file(' AS f, '; DROP' AS g"})
         assert r.status == 200 and await r.text() == "file(\t; DROP\n"
 
-    call(store, None, scenario)
+    call(stores, None, scenario)
+    # The analysts' read-only session never locks the writer's session.
+    writer = stores[0]
+    writer.command("INSERT INTO webtest.t VALUES (3, 'z')")
+    assert writer.rows("SELECT count() AS n FROM webtest.t")[0]["n"] == 3
+    writer.command("ALTER TABLE webtest.t DELETE WHERE a = 3")
 
 
-def test_push_accepts_good_items_and_reports_bad_ones(store: Store) -> None:
+def test_push_accepts_good_items_and_reports_bad_ones(stores: tuple[Store, Store]) -> None:
     async def scenario(client: TestClient, ingest: FakeIngest) -> None:
         good = {
             "id": "1",
@@ -135,10 +149,10 @@ def test_push_accepts_good_items_and_reports_bad_ones(store: Store) -> None:
         r = await client.post("/ingest", json=[{**good, "text": ""}])
         assert r.status == 400
 
-    call(store, None, scenario)
+    call(stores, None, scenario)
 
 
-def test_token_is_required_when_configured(store: Store) -> None:
+def test_token_is_required_when_configured(stores: tuple[Store, Store]) -> None:
     async def scenario(client: TestClient, _: FakeIngest) -> None:
         assert (await client.get("/stats")).status == 401
         assert (await client.get("/", params={"query": "SELECT 1", "token": "nope"})).status == 401
@@ -146,4 +160,4 @@ def test_token_is_required_when_configured(store: Store) -> None:
         assert r.status == 200 and (await r.json())["rows_written"] == 3
         assert (await client.get("/ping")).status == 200
 
-    call(store, "s3cret", scenario)
+    call(stores, "s3cret", scenario)
