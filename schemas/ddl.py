@@ -144,11 +144,32 @@ CREATE TABLE IF NOT EXISTS {db}.alerts (
 ) ENGINE = ReplacingMergeTree(created_at)
 ORDER BY (brand, label, window_start, id)
 """
+    author_table = f"""
+CREATE TABLE IF NOT EXISTS {db}.author_labels (
+    brand LowCardinality(String),
+    author String,
+    created_at DateTime64(3, 'UTC'),
+    id String,
+    label {LABEL_ENUM},
+    conversation_id String,
+    source LowCardinality(String),
+    kind {KIND_ENUM}
+) ENGINE = ReplacingMergeTree
+ORDER BY (brand, author, created_at, id)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+    author_view = f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.author_labels_mv TO {db}.author_labels AS
+SELECT brand, author, created_at, id, label, conversation_id, source, kind
+FROM {db}.messages
+WHERE author != '' AND role = 'customer'
+"""
     return [
         Migration(1, "messages table", (f"CREATE DATABASE IF NOT EXISTS {db}", _messages(db))),
         Migration(2, "counts by minute, hour and day", tuple(aggregates)),
         Migration(3, "label reference table", (labels_table, fill_labels)),
         Migration(4, "alerts table", (alerts,)),
+        Migration(5, "per-author label timeline", (author_table, author_view)),
     ]
 
 

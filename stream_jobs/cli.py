@@ -511,5 +511,28 @@ def bench_classify_cmd(
     click.echo(f"ratio: {result['ratio']}x   label agreement: {result['label_agreement']:.2%}")
 
 
+@bench.command("query")
+@click.option("--rows", type=int, default=10_000_000, show_default=True)
+@click.option("--repeat", type=int, default=7, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def bench_query_cmd(rows: int, repeat: int, fmt: str) -> None:
+    """Load N rows into a temporary store; time brand x label x day from the aggregates."""
+    from stream_jobs.bench import bench_query
+
+    result = bench_query(rows, repeat)
+    if fmt == "json":
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        f"loaded {result['rows']:,} rows in {result['load_seconds']}s "
+        f"({result['load_rows_per_s']:,} rows/s)"
+    )
+    click.echo(
+        f"brand x label x day, 90 days, from counts_day: {result['aggregate_query_ms']} ms "
+        f"(median of {repeat}); from raw messages: {result['raw_query_ms']} ms; "
+        f"ratio {result['ratio']}x; answers agree: {result['answers_agree']}"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -122,3 +122,20 @@ def test_every_table_and_column_is_documented(store: Store) -> None:
     assert not missing, f"document in docs/tables.md: {missing}"
     assert set(sections) >= {"messages", "labels", "schema_migrations"}
     assert len(columns) > 30  # the check did read the tables
+
+
+def test_author_timeline_keeps_customers_with_an_author_once(store: Store) -> None:
+    def one(i: int, author: str | None, role: str) -> ClassifiedMessage:
+        return ClassifiedMessage(
+            id=f"a{i}", source="t", kind="social_post", brand="Zed", text="x", author=author,
+            role=role, created_at=datetime(2024, 4, 1, 9, i, tzinfo=UTC), label=Label.buddies,
+            scores={Label.buddies: 1.0}, model_version="test",
+        )  # fmt: skip
+
+    batch = [one(1, "sam", "customer"), one(2, "sam", "customer"), one(3, "ZedHelp", "agent"),
+             one(4, None, "customer")]  # fmt: skip
+    sink = ClickHouseSink(store)
+    sink.write(batch)
+    sink.write(batch)
+    rows = store.rows("SELECT author, id FROM ddltest.author_labels FINAL ORDER BY id")
+    assert rows == [{"author": "sam", "id": "a1"}, {"author": "sam", "id": "a2"}]
