@@ -25,6 +25,12 @@ from stream_jobs.store import Store, StoreError
 
 MAX_BODY = 16 * 1024 * 1024
 ALLOWED_PARAMS = {"query", "default_format", "database", "token"}
+# Transport parameters ClickHouse's HTTP clients send; they change nothing the engine does.
+TRANSPORT_PARAMS = {
+    "query_id", "session_id", "session_timeout", "compress", "decompress",
+    "enable_http_compression", "wait_end_of_query", "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
+}  # fmt: skip
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 CONTENT_TYPES = {
     "JSON": "application/json",
@@ -106,7 +112,7 @@ def make_app(
 
     async def sql(request: web.Request) -> web.Response:
         for name in request.query:
-            if name not in ALLOWED_PARAMS and not name.startswith("param_"):
+            if name not in ALLOWED_PARAMS | TRANSPORT_PARAMS and not name.startswith("param_"):
                 reason = f"parameter {name!r} is not accepted: settings are fixed on this endpoint"
                 return _clickhouse_error(400, reason, 115)
         text = request.query.get("query", "")

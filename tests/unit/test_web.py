@@ -161,3 +161,40 @@ def test_token_is_required_when_configured(stores: tuple[Store, Store]) -> None:
         assert (await client.get("/ping")).status == 200
 
     call(stores, "s3cret", scenario)
+
+
+def test_clickhouse_connect_http_client_queries_it_like_a_server(
+    stores: tuple[Store, Store],
+) -> None:
+    import threading
+
+    import clickhouse_connect
+    from aiohttp import web
+
+    from stream_jobs.testing import free_port
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        runner = web.AppRunner(make_app(*stores, None, dict, None))
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert started.wait(10)
+    try:
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+        result = client.query("SELECT a, b FROM webtest.t WHERE a >= {lo:UInt32} ORDER BY a",
+                              parameters={"lo": 1})  # fmt: skip
+        assert result.result_rows == [(1, "x"), (2, "y")]
+        with pytest.raises(Exception, match="164"):
+            client.command("INSERT INTO webtest.t VALUES (9, 'w')")
+        with pytest.raises(Exception, match="164"):
+            client.query("SELECT file('/etc/hostname')")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
