@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration train eval bench clean
+.PHONY: install run test lint unit integration train eval bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,15 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) chromium
 	$(BIN)/pytest -q tests/integration
 
-test: lint $(STAMP)
+# The dashboard test renders the page in Debian's headless Chromium.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: lint $(STAMP) chromium
 	$(BIN)/pytest -q tests
 
 train: $(STAMP)

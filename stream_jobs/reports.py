@@ -43,7 +43,7 @@ ORDER BY day, n DESC""",
             "Problem share per brand and day against its own trailing baseline",
             f"""
 SELECT day, brand, n, problem, share,
-       round(avg(share) OVER w, 4) AS baseline,
+       round(avgOrNull(share) OVER w, 4) AS baseline,
        round(share - baseline, 4) AS excess
 FROM (
     SELECT bucket AS day, brand, sum(messages) AS n,

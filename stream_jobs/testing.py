@@ -195,3 +195,25 @@ class LocalStack:
                 values.extend(m.value for m in batch)
         consumer.close()
         return values
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars",
+]  # fmt: skip
+
+
+def render_page(url: str, workdir: Path, screenshot: Path | None = None) -> str:
+    """The page's DOM after its scripts ran, in headless Chromium (and a PNG if asked)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise RuntimeError("chromium is not installed (make test installs Debian's package)")
+    base = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'chromium'}",
+            "--virtual-time-budget=20000", "--window-size=1400,1500"]  # fmt: skip
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    if screenshot is not None:
+        subprocess.run([*base, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
+    return dom.stdout

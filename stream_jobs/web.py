@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ingest import PushError, parse_push
 from schemas import DeadLetter, Envelope
+from stream_jobs.dashboard import add_dashboard
 from stream_jobs.sqlguard import QueryRefused, check_read_only
 from stream_jobs.store import Store, StoreError
 
@@ -68,7 +69,8 @@ def make_app(
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path != "/ping":
+        public = request.path in {"/ping", "/dashboard"} or request.path.startswith("/static/")
+        if token and not public:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             given = given or request.headers.get("X-ClickHouse-Key", "")
             given = given or request.query.get("token", "")
@@ -149,4 +151,5 @@ def make_app(
     app.router.add_post("/ingest", push)
     app.router.add_route("GET", "/", sql)
     app.router.add_route("POST", "/", sql)
+    add_dashboard(app, reader)
     return app

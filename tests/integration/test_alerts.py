@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from schemas import Envelope
-from stream_jobs.testing import LocalStack, free_port
+from stream_jobs.testing import LocalStack, free_port, render_page
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -88,3 +91,17 @@ def test_a_spike_alerts_once_flat_and_thin_brands_never(tmp_path: Path, webhook:
         slack = next(r["body"] for r in Receiver.received if r["path"] == "/slack")
         assert generic["brand"] == "SpikeCo" and generic["label"] == "enemies"  # type: ignore[index]
         assert "SpikeCo" in slack["text"]  # type: ignore[index]
+
+        # The dashboard, rendered in headless Chromium, draws exactly this data.
+        shot = Path(os.environ.get("RELRADAR_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+        dom = render_page(f"{stack.url}/dashboard?brand=SpikeCo&days=30", tmp_path, shot)
+        match = re.search(r'data-rendered="([^"]*)"', dom)
+        assert match, dom[-2000:]
+        drawn = json.loads(html.unescape(match.group(1)))
+        assert "error" not in drawn, drawn
+        assert drawn["brand"] == "SpikeCo"
+        assert drawn["mix"] == {"days": 8, "total": 3480, "labels": ["basic_exchange", "enemies"]}
+        assert drawn["problem"] == {"points": 8, "alerts": 1}
+        assert drawn["alerts"] == 1
+        assert drawn["voice"] == {"labels": 2, "brands": 3}
+        assert shot.exists() and shot.stat().st_size > 10_000
