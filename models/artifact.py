@@ -80,8 +80,14 @@ def export_onnx(
     scores never depend on the other messages in its batch; ``dynamic`` measures them per
     batch (padding included), which makes results vary slightly with batch composition.
     """
+    import sys
+
+    path_before = list(sys.path)
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
+    # Importing the quantizer puts onnxruntime/transformers first on sys.path; its models/
+    # package would shadow this one for any later first import, so undo that.
+    sys.path[:] = [p for p in sys.path if p in path_before]
     model = model.float().eval()
     hidden = model.config.hidden_size
     wrapper = _FromEmbeddings(model)
