@@ -39,6 +39,9 @@ def bench_classify(
     fast_seconds = time.perf_counter() - began
     tokens = sum(len(e.ids) for e in shipped.tokenizer.encode_batch(texts)) / len(texts)
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the pipeline warns about any non-built-in model class
     torch.set_num_threads(os.cpu_count() or 1)
     plain = pipeline(
         "text-classification",

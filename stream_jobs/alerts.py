@@ -96,24 +96,30 @@ def alert_id(brand: str, label: str, window_start: datetime) -> str:
 def detect(
     hourly: dict[tuple[str, datetime], int],
     problems: dict[tuple[str, str, datetime], int],
-    windows: list[datetime],
+    windows: list[datetime] | dict[str, list[datetime]],
     rule: AlertRule,
     previous: dict[tuple[str, str], list[datetime]],
 ) -> list[Alert]:
     """Alerts for the given hour windows (pure: counts in, alerts out).
 
     ``hourly``: messages per (brand, hour); ``problems``: per (brand, label, hour);
-    ``previous``: window starts of earlier alerts per (brand, label), for the cooldown.
+    ``windows``: the hours to test, for every brand or per brand; ``previous``: window starts
+    of earlier alerts per (brand, label), for the cooldown.
     """
     brands = sorted({brand for brand, _ in hourly})
+    if not isinstance(windows, dict):
+        windows = {brand: list(windows) for brand in brands}
+    todo = {(brand, w) for brand, hours in windows.items() for w in hours}
     fired: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for key, starts in previous.items():
         fired[key].extend(starts)
     hour = timedelta(hours=1)
     alerts: list[Alert] = []
-    for window in sorted(windows):
+    for window in sorted({w for _, w in todo}):
         baseline_hours = [window - hour * k for k in range(1, rule.baseline_hours + 1)]
         for brand in brands:
+            if (brand, window) not in todo:
+                continue
             n = hourly.get((brand, window), 0)
             if n < rule.min_volume:
                 continue
@@ -157,37 +163,48 @@ def detect(
 
 
 def evaluate(store: Store, rule: AlertRule) -> list[Alert]:
-    """New alerts for the complete hours of the last ``lookback_hours`` of event time."""
+    """New alerts for each brand's complete hours within ``lookback_hours`` of its newest.
+
+    Every brand has its own event-time frontier (its newest hour), so one brand's backfill or
+    an old dataset replayed beside a live one is evaluated on its own clock.
+    """
     db = store.database
-    [newest] = store.rows(f"SELECT max(bucket) AS b FROM {db}.counts_hour")
-    if newest["b"] is None or newest["b"].year < 1971:
-        return []
-    last_complete = newest["b"] - timedelta(hours=1)  # the newest hour may still be filling
-    first = last_complete - timedelta(hours=rule.lookback_hours - 1)
-    since = first - timedelta(hours=rule.baseline_hours)
-    params = {"since": since.replace(tzinfo=None), "until": newest["b"].replace(tzinfo=None)}
+    span = rule.lookback_hours + rule.baseline_hours
     hourly: dict[tuple[str, datetime], int] = {}
     problems: dict[tuple[str, str, datetime], int] = {}
+    newest: dict[str, datetime] = {}
     for row in store.rows(
-        f"SELECT brand, bucket, toString(label) AS label, sum(messages) AS n "
-        f"FROM {db}.counts_hour WHERE bucket >= {{since:DateTime}} AND bucket < {{until:DateTime}} "
+        f"SELECT c.brand AS brand, c.bucket AS bucket, toString(c.label) AS label, "
+        f"sum(c.messages) AS n, any(f.newest) AS newest FROM {db}.counts_hour AS c "
+        f"INNER JOIN (SELECT brand, max(bucket) AS newest FROM {db}.counts_hour GROUP BY brand) "
+        "AS f ON c.brand = f.brand "
+        "WHERE c.bucket >= f.newest - toIntervalHour({span:UInt32}) "
         "GROUP BY brand, bucket, label",
-        params,
+        {"span": span},
     ):
         key = (row["brand"], row["bucket"])
         hourly[key] = hourly.get(key, 0) + int(row["n"])
+        newest[row["brand"]] = row["newest"]
         if row["label"] in PROBLEMS:
             problems[(row["brand"], row["label"], row["bucket"])] = int(row["n"])
+    hour = timedelta(hours=1)
+    windows: dict[str, list[datetime]] = {}
+    for brand, bucket in hourly:
+        # The newest hour may still be filling: only hours before it are complete.
+        if newest[brand] - hour * rule.lookback_hours <= bucket < newest[brand]:
+            windows.setdefault(brand, []).append(bucket)
+    if not windows:
+        return []
+    earliest = min(min(hours) for hours in windows.values()) - hour * rule.cooldown_hours
     previous: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     known: set[str] = set()
     for row in store.rows(
-        f"SELECT id, brand, label, window_start FROM {db}.alerts FINAL "
+        f"SELECT id, brand, toString(label) AS label, window_start FROM {db}.alerts FINAL "
         "WHERE window_start >= {since:DateTime}",
-        params,
+        {"since": earliest.replace(tzinfo=None)},
     ):
         previous[(row["brand"], row["label"])].append(row["window_start"])
         known.add(row["id"])
-    windows = sorted({h for (_, h) in hourly if first <= h <= last_complete})
     fresh = [a for a in detect(hourly, problems, windows, rule, previous) if a.id not in known]
     return [with_examples(store, alert) for alert in fresh]
 

@@ -31,10 +31,17 @@ def add_dashboard(app: web.Application, reader: Store) -> None:
 
     async def period(request: web.Request) -> dict[str, Any]:
         days = min(max(int(request.query.get("days", "90")), 1), 3650)
-        [newest] = await rows(f"SELECT max(bucket) AS b FROM {db}.counts_day", {})
+        # Anchored to the chosen brand's newest data, so a brand replayed from another era
+        # (or a backfill) shows its own recent period.
+        brand = request.query.get("brand", "")
+        [newest] = await rows(
+            f"SELECT max(bucket) AS b FROM {db}.counts_day "
+            "WHERE brand = {brand:String} OR {brand:String} = ''",
+            {"brand": brand},
+        )
         end = (newest["b"] or datetime(1970, 1, 1)).replace(tzinfo=None) + timedelta(days=1)
-        return {"db": db, "since": end - timedelta(days=days), "until": end,
-                "brand": request.query.get("brand", "")}  # fmt: skip
+        since = end - timedelta(days=days)
+        return {"db": db, "since": since, "until": end, "brand": brand}
 
     def report(name: str, extra: dict[str, Any] | None = None) -> Any:
         spec = REPORTS[name]

@@ -24,7 +24,7 @@ import faust
 from aiohttp import web
 
 from ingest import Publisher, read_preset, replay
-from ingest.replay import Record
+from ingest.replay import Record, by_time
 from models import Classifier
 from schemas import DeadLetter, Envelope, Settings, Topics
 from stream_jobs import broker as local_broker
@@ -84,8 +84,9 @@ class PublisherIngest:
 
 
 def demo_records(limit: int | None = None) -> Iterator[Record]:
-    """The shipped datasets interleaved, so every brand shows up from the first minute."""
-    streams = [read_preset(name) for name in DEMO_PRESETS]
+    """The shipped datasets, each in time order as it was written, interleaved so that every
+    brand shows up from the first minute (and alerts judge hours whose data has arrived)."""
+    streams = [iter(by_time(read_preset(name))) for name in DEMO_PRESETS]
     mixed = (r for group in itertools.zip_longest(*streams) for r in group if r is not None)
     return itertools.islice(mixed, limit) if limit else mixed
 
