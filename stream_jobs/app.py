@@ -28,6 +28,7 @@ from schemas.envelope import describe_error
 from stream_jobs.alert_delivery import deliver, parse_targets
 from stream_jobs.alerts import Alert, AlertRule, evaluate, store_alerts
 from stream_jobs.sink import ClickHouseSink, SinkBackpressure, SinkError
+from stream_jobs.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,7 +120,11 @@ def split_events(
 
 
 def create_app(
-    settings: Settings, broker: str, classifier: Classifier, sink: ClickHouseSink
+    settings: Settings,
+    broker: str,
+    classifier: Classifier,
+    sink: ClickHouseSink,
+    alert_store: Store | None = None,
 ) -> tuple[faust.App, Counters]:
     """The faust app wired to a broker, a classifier and a sink."""
     topics = Topics(settings.topic_prefix)
@@ -237,9 +242,13 @@ def create_app(
     )
     targets = parse_targets(settings.alert_webhooks)
 
+    # Alert passes get their own session where possible: sharing the sink's lock would stall
+    # inserts, and a stalled sink falls behind the broker's retention.
+    alerts_db = alert_store or sink.store
+
     def evaluate_and_store() -> list[Alert]:
-        fresh = evaluate(sink.store, rule)
-        store_alerts(sink.store, fresh)
+        fresh = evaluate(alerts_db, rule)
+        store_alerts(alerts_db, fresh)
         return fresh
 
     @app.timer(interval=settings.alert_interval_s)

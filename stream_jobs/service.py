@@ -133,7 +133,8 @@ def run_service(
     try:
         store.migrate(progress=sys.stderr.isatty())
         classifier = load_classifier(settings.classifier)
-        app, counters = create_app(settings, broker, classifier, ClickHouseSink(store))
+        sink = ClickHouseSink(store)
+        app, counters = create_app(settings, broker, classifier, sink, Store.open(settings))
         token = settings.api_token.get_secret_value() if settings.api_token else None
         http = make_app(
             store, store.reader(settings), PublisherIngest(broker, topics), counters.as_dict, token
