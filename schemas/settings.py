@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     classify_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch.")
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_window_s: float = Field(1.0, gt=0, description="Longest wait to fill an insert.")
+    max_sink_lag: int = Field(
+        0, ge=0, description="Pause classifying while this many await this worker's sink (0: off)."
+    )
     retention_days: int = Field(
         0, ge=0, description="Delete classified messages older than this (0: keep forever)."
     )

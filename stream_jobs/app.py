@@ -46,6 +46,7 @@ class Counters:
     offset_gaps: int = 0
     classify_batches: int = 0
     sink_batches: int = 0
+    sink_seen: int = 0  # events the sink has finished with: written or dead-lettered
     alerts_raised: int = 0
     alert_delivery_failures: int = 0
     last_error: str | None = None
@@ -180,6 +181,14 @@ def create_app(
                     )
             return done
 
+    async def wait_for_sink() -> None:
+        # Backpressure for a single worker on the local broker: a sink that falls more than
+        # ~5 MiB behind on a partition loses data there, so classifying waits for it.
+        while settings.max_sink_lag and (
+            counters.classified_out - counters.sink_seen > settings.max_sink_lag
+        ):
+            await asyncio.sleep(0.02)
+
     @app.agent(raw, name="classify")
     async def classify(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
@@ -189,6 +198,7 @@ def create_app(
                 await send_dead(bad)
             if not envelopes:
                 continue
+            await wait_for_sink()
             records = await classify_safely(envelopes)
             futures = [
                 await classified.send(key=r.key.encode(), value=r.model_dump_json().encode())
@@ -215,9 +225,9 @@ def create_app(
     async def sink_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
             batch, bad = split_events(events, parse_classified, gaps)
-            if bad:
-                await send_dead(bad)
             try:
+                if bad:
+                    await send_dead(bad)
                 await write_with_retry(batch)
             except SinkError as error:
                 counters.last_error = f"sink: {error}"
@@ -227,9 +237,11 @@ def create_app(
                         for m in batch
                     ]
                 )
-                continue
-            counters.rows_written += len(batch)
-            counters.sink_batches += 1
+            else:
+                counters.rows_written += len(batch)
+                counters.sink_batches += 1
+            finally:
+                counters.sink_seen += len(events)
 
     alerts_topic = topic(topics.alerts)
     rule = AlertRule(

@@ -129,6 +129,8 @@ def run_service(
     if not broker:
         broker_process = local_broker.spawn(topics.all(), Path(settings.data_dir) / "broker.addr")
         broker = broker_process.address
+        if not settings.max_sink_lag:
+            settings = settings.model_copy(update={"max_sink_lag": 2000})
     store = Store.open(settings)
     try:
         store.migrate(progress=sys.stderr.isatty())

@@ -47,6 +47,7 @@ class LocalStack:
             "data_dir": str(root / "data"),
             "http_port": str(self.port),
             "classifier": classifier,
+            "max_sink_lag": "2000",  # the local broker: one worker, keep the sink caught up
             **{k: str(v) for k, v in settings.items()},
         }
         self.broker: BrokerProcess | None = None
