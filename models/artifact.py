@@ -40,23 +40,15 @@ class _Calibration:
     """Feeds length-sorted batches of real inputs to the static quantizer's calibration."""
 
     def __init__(self, tokenizer: Any, texts: list[str], max_length: int, batch: int = 16) -> None:
-        import numpy as np
-
-        from models.base import word_embeddings
+        from models.base import padded_feed, word_embeddings
 
         ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         table = word_embeddings()
-        self.feeds: list[dict[str, Any]] = []
-        for start in range(0, len(order), batch):
-            idx = order[start : start + batch]
-            width = max(len(ids[i]) for i in idx)
-            tokens = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                tokens[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
-            self.feeds.append({"inputs_embeds": table[tokens], "attention_mask": mask})
+        self.feeds: list[dict[str, Any]] = [
+            padded_feed(ids, order[start : start + batch], table)
+            for start in range(0, len(order), batch)
+        ]
         self._iter = iter(self.feeds)
 
     def get_next(self) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ Nothing is downloaded at run time: the package carries the Hugging Face files in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,17 @@ def word_embeddings() -> np.ndarray:
         if name in tensors:
             return np.ascontiguousarray(tensors[name], dtype=np.float32)
     raise BaseModelMissing("the base model has no word-embedding table")
+
+
+def padded_feed(
+    ids: list[list[int]], rows: Sequence[int] | np.ndarray, table: np.ndarray
+) -> dict[str, Any]:
+    """The ONNX graph's inputs for the texts ``rows`` of ``ids``: their word embeddings,
+    zero-padded to the longest of them, and the attention mask that marks the real tokens."""
+    width = max(len(ids[i]) for i in rows)
+    tokens = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for row, i in enumerate(rows):
+        tokens[row, : len(ids[i])] = ids[i]
+        mask[row, : len(ids[i])] = 1
+    return {"inputs_embeds": table[tokens], "attention_mask": mask}

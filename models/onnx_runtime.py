@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.artifact import ONNX_FILE, read_meta
-from models.base import word_embeddings
+from models.base import padded_feed, word_embeddings
 from models.classifier import Classifier, Prediction
 from models.metrics import softmax
 from schemas import LABELS
@@ -90,13 +90,7 @@ class OnnxClassifier(Classifier):
         def run(worker: int) -> None:
             session = self.sessions[worker]
             for idx in batches[worker::workers]:
-                width = max(len(ids[i]) for i in idx)
-                batch = np.zeros((len(idx), width), dtype=np.int64)
-                mask = np.zeros((len(idx), width), dtype=np.int64)
-                for row, i in enumerate(idx):
-                    batch[row, : len(ids[i])] = ids[i]
-                    mask[row, : len(ids[i])] = 1
-                feed = {"inputs_embeds": self.embeddings[batch], "attention_mask": mask}
+                feed = padded_feed(ids, idx, self.embeddings)
                 out[idx] = session.run(["logits"], feed)[0]
 
         if self._pool is None or len(batches) <= 1:
