@@ -132,15 +132,16 @@ def run_service(
         if not settings.max_sink_lag:
             settings = settings.model_copy(update={"max_sink_lag": 2000})
     store = Store.open(settings)
+    extra_sessions: list[Store] = []
     try:
         store.migrate(progress=sys.stderr.isatty())
         classifier = load_classifier(settings.classifier)
         sink = ClickHouseSink(store)
-        app, counters = create_app(settings, broker, classifier, sink, Store.open(settings))
+        alert_store, reader = Store.open(settings), store.reader(settings)
+        extra_sessions.extend([alert_store, reader])
+        app, counters = create_app(settings, broker, classifier, sink, alert_store)
         token = settings.api_token.get_secret_value() if settings.api_token else None
-        http = make_app(
-            store, store.reader(settings), PublisherIngest(broker, topics), counters.as_dict, token
-        )
+        http = make_app(store, reader, PublisherIngest(broker, topics), counters.as_dict, token)
         url = f"http://{settings.http_host}:{settings.http_port}"
 
         @app.task
@@ -179,6 +180,8 @@ def run_service(
         worker.execute_from_commandline()
     finally:
         Runtime.path(settings).unlink(missing_ok=True)
+        for session in extra_sessions:
+            session.close()
         store.close()
         if broker_process is not None:
             broker_process.stop()

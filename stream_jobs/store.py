@@ -92,16 +92,24 @@ class Store:
         fmt: str | None = None,
         settings: dict[str, Any] | None = None,
         parameters: dict[str, Any] | None = None,
+        database: str | None = None,
     ) -> bytes:
-        """The query's output as bytes, in ClickHouse's ``fmt`` (the HTTP endpoint's path)."""
+        """The query's output as bytes, in ClickHouse's ``fmt`` (the HTTP endpoint's path);
+        ``database`` is the default database for unqualified table names in this query."""
         with self._lock:
+            previous = self.client.database
             try:
+                if database:
+                    self.client.database = database
                 result = self.client.raw_query(
                     sql, parameters=parameters or None, settings=settings, fmt=fmt
                 )
                 return bytes(result)
             except ClickHouseError as error:
                 raise StoreError.wrap(error) from error
+            finally:
+                # An empty name never re-binds the session: name the default explicitly.
+                self.client.database = previous or "default"
 
     def insert(
         self,
@@ -174,6 +182,7 @@ class ServerReader(Store):
         fmt: str | None = None,
         settings: dict[str, Any] | None = None,
         parameters: dict[str, Any] | None = None,
+        database: str | None = None,
     ) -> bytes:
         locked = {"output_format_json_quote_64bit_integers": 0, **(settings or {}), "readonly": 1}
-        return super().raw(sql, fmt, locked, parameters)
+        return super().raw(sql, fmt, locked, parameters, database)

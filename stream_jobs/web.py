@@ -32,6 +32,7 @@ TRANSPORT_PARAMS = {
     "enable_http_compression", "wait_end_of_query", "send_progress_in_http_headers",
     "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
 }  # fmt: skip
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 CONTENT_TYPES = {
     "JSON": "application/json",
@@ -117,6 +118,9 @@ def make_app(
             if name not in ALLOWED_PARAMS | TRANSPORT_PARAMS and not name.startswith("param_"):
                 reason = f"parameter {name!r} is not accepted: settings are fixed on this endpoint"
                 return _clickhouse_error(400, reason, 115)
+        database = request.query.get("database") or None
+        if database and not IDENTIFIER.fullmatch(database):
+            return _clickhouse_error(400, f"bad database name {database!r}", 81)
         text = request.query.get("query", "")
         if request.method == "POST":
             body = (await request.read()).decode("utf-8", errors="replace")
@@ -133,7 +137,7 @@ def make_app(
             k[len("param_") :]: v for k, v in request.query.items() if k.startswith("param_")
         }
         try:
-            data = await run_blocking(reader.raw, statement, fmt, None, parameters)
+            data = await run_blocking(reader.raw, statement, fmt, None, parameters, database)
         except StoreError as error:
             return _clickhouse_error(400 if error.code else 500, str(error), error.code or 1001)
         content_type = CONTENT_TYPES.get(fmt, "text/plain")

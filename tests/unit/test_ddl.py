@@ -19,6 +19,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     opened = Store.open(Settings(data_dir=path, database="ddltest"))
     opened.migrate()
     yield opened
+    opened.close()  # one embedded engine per process: free the path for the next module
 
 
 def message(i: int, label: Label = Label.enemies, brand: str = "Acme") -> ClassifiedMessage:

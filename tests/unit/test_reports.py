@@ -50,6 +50,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             )
     ClickHouseSink(opened).write(rows)
     yield opened
+    opened.close()  # one embedded engine per process: free the path for the next module
 
 
 def run(store: Store, name: str) -> list[dict[str, object]]:

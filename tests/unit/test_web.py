@@ -35,7 +35,11 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, St
     opened.command("CREATE DATABASE IF NOT EXISTS webtest")
     opened.command("CREATE TABLE IF NOT EXISTS webtest.t (a UInt32, b String) ENGINE = Memory")
     opened.command("INSERT INTO webtest.t VALUES (1, 'x'), (2, 'y')")
-    yield opened, opened.reader(settings)
+    reader = opened.reader(settings)
+    yield opened, reader
+    # One embedded engine per process: release this path for the next module's store.
+    reader.close()
+    opened.close()
 
 
 def call(
@@ -112,6 +116,12 @@ def test_query_param_body_and_formats(stores: tuple[Store, Store]) -> None:
         assert r.status == 400
         r = await client.get("/", params={"query": "SELECT * FROM file('/etc/hostname')"})
         assert r.status == 403
+        r = await client.get("/", params={"query": "SELECT count() FROM t", "database": "webtest"})
+        assert r.status == 200 and await r.text() == "2\n"
+        r = await client.get("/", params={"query": "SELECT count() FROM t"})
+        assert r.status == 400  # no default database given: the table is not found
+        r = await client.get("/", params={"query": "SELECT 1", "database": "x; DROP"})
+        assert r.status == 400
         r = await client.get("/", params={"query": "SELECT {n:UInt8} + 1", "param_n": "41"})
         assert await r.text() == "42\n"
         assert (await (await client.get("/ping")).text()) == "Ok.\n"
