@@ -62,3 +62,44 @@ def test_low_volume_and_noise_do_not_alert() -> None:
 def test_rule_is_validated() -> None:
     with pytest.raises(ValueError):
         AlertRule(alpha=0)
+
+
+def test_webhook_delivery_retries_then_reports_what_it_could_not_deliver() -> None:
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from stream_jobs.alert_delivery import deliver, parse_targets, payload
+    from stream_jobs.testing import free_port
+
+    alert = detect(
+        *history("Acme", 1, 40, 20), [T0], AlertRule(min_lift=1.0, prior_share=0.05), {}
+    )[0]
+    calls: list[dict[str, object]] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls.append(await request.json())
+        return web.Response(status=503 if len(calls) < 3 else 200)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        app = web.Application()
+        app.router.add_post("/hook", flaky)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        good, dead = parse_targets(f"http://127.0.0.1:{port}/hook, slack+http://127.0.0.1:1/x")
+        async with aiohttp.ClientSession() as session:
+            ok = await deliver(session, alert, good, attempts=4, backoff=0.01)
+            failed = await deliver(session, alert, dead, attempts=2, backoff=0.01)
+        await runner.cleanup()
+        return ok, failed
+
+    ok, failed = asyncio.run(scenario())
+    assert ok is None and len(calls) == 3  # two 503s, then accepted
+    assert calls[-1]["brand"] == "Acme" and calls[-1]["label"] == "enemies"
+    assert failed is not None and "Connect" in failed  # becomes the dead letter's reason
+    assert "Acme" in payload(alert, parse_targets("slack+http://x/y")[0])["text"]
+    with pytest.raises(ValueError):
+        parse_targets("ftp://nope")
