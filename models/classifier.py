@@ -10,6 +10,7 @@ a brand's own replies are ``none``).
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from schemas import LABELS, Envelope, Label, Role
 
+log = logging.getLogger(__name__)
 SHIPPED_MODEL = Path(__file__).parent / "artifacts" / "relradar-minilm"
 ARTIFACT_FILE = "relradar_model.json"
 
@@ -58,9 +60,11 @@ class Classifier(ABC):
         meta_file = path / ARTIFACT_FILE
         if not meta_file.is_file():
             if str(name_or_path) == "default":
-                # Until a model has been trained and shipped, the default is the baseline.
+                # A checkout without the trained model (deleted, or before `make train`) still
+                # runs on the baseline, but says so: the numbers would be the lexicon's.
                 from models.lexicon import LexiconClassifier
 
+                log.warning("no shipped model at %s; using the lexicon baseline", path)
                 return LexiconClassifier()
             raise ClassifierError(f"no relradar model at {path} (missing {ARTIFACT_FILE})")
         meta = json.loads(meta_file.read_text())
