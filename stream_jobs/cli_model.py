@@ -1,0 +1,152 @@
+"""The model and benchmark commands: ``model train|export|eval`` and ``bench classify|query``.
+
+Benchmarks print figures and ratios against a baseline run in the same process; nothing here
+asserts a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def model() -> None:
+    """Train and evaluate the relationship classifier."""
+
+
+@model.command()
+@click.option("--epochs", type=int, default=6, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--learning-rate", type=float, default=8e-5, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
+@click.option("--limit", type=int, help="Train on at most this many items (a quick check).")
+def train(
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    out: Path | None,
+    limit: int | None,
+) -> None:
+    """Rebuild the corpus, fine-tune, calibrate, score the test split and save the model."""
+    from models.classifier import SHIPPED_MODEL
+    from models.pipeline import train_and_ship
+    from models.train import TrainingArgs
+
+    try:
+        args = TrainingArgs(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    metrics = train_and_ship(
+        args,
+        out or SHIPPED_MODEL,
+        checkpoint_dir=Path("models/runs"),
+        limit=limit,
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+
+
+@model.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--quantize", type=click.Choice(["static", "dynamic", "none"]), default="static")
+@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
+def export_cmd(checkpoint: Path, quantize: str, out: Path | None) -> None:
+    """Rebuild a model directory's weights and ONNX graph from a training checkpoint."""
+    from models.classifier import SHIPPED_MODEL
+    from models.pipeline import reexport
+
+    reexport(checkpoint, out or SHIPPED_MODEL, quantize)
+    click.echo(f"exported {checkpoint} -> {out or SHIPPED_MODEL} ({quantize})")
+
+
+@model.command("eval")
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
+def eval_cmd(model_dir: Path | None) -> None:
+    """Score the fine-tuned model and both baselines on the held-out test split."""
+    from models.classifier import SHIPPED_MODEL
+    from models.evaluate import run_eval
+
+    run_eval(model_dir or SHIPPED_MODEL)
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: figures and ratios against a baseline run in the same process."""
+
+
+def real_texts(limit: int) -> list[str]:
+    """Customer texts from the shipped real data, the three datasets interleaved."""
+    from schemas import Envelope, Role
+    from stream_jobs.service import demo_records
+
+    texts: list[str] = []
+    for record in demo_records():
+        if isinstance(record, Envelope) and record.role is Role.customer:
+            texts.append(record.text)
+            if len(texts) >= limit:
+                break
+    return texts
+
+
+@bench.command("classify")
+@click.option("--texts", "count", type=int, default=5000, show_default=True)
+@click.option("--baseline-limit", type=int, help="Time the plain pipeline on fewer texts.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def bench_classify_cmd(
+    count: int, baseline_limit: int | None, batch_size: int, model_dir: Path | None, fmt: str
+) -> None:
+    """Shipped int8 path vs a plain transformers pipeline, same process, same real texts."""
+    from models.bench import bench_classify
+    from models.classifier import SHIPPED_MODEL
+
+    result = bench_classify(
+        real_texts(count),
+        model_dir or SHIPPED_MODEL,
+        baseline_limit,
+        batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result))
+        return
+    s, p = result["shipped"], result["plain_pipeline"]
+    click.echo(
+        f"{result['texts']} real texts, {result['mean_tokens']} tokens on average, "
+        f"{result['cores']} cores"
+    )
+    click.echo(f"shipped ({s['path']}, batch {s['batch_size']}): {s['msgs_per_s']} msg/s")
+    click.echo(f"plain pipeline ({p['path']}, {p['texts']} texts): {p['msgs_per_s']} msg/s")
+    click.echo(f"ratio: {result['ratio']}x   label agreement: {result['label_agreement']:.2%}")
+
+
+@bench.command("query")
+@click.option("--rows", type=int, default=10_000_000, show_default=True)
+@click.option("--repeat", type=int, default=7, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def bench_query_cmd(rows: int, repeat: int, fmt: str) -> None:
+    """Load N rows into a temporary store; time brand x label x day from the aggregates."""
+    from stream_jobs.bench import bench_query
+
+    result = bench_query(rows, repeat)
+    if fmt == "json":
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        f"loaded {result['rows']:,} rows in {result['load_seconds']}s "
+        f"({result['load_rows_per_s']:,} rows/s)"
+    )
+    click.echo(
+        f"brand x label x day, 90 days, from counts_day: {result['aggregate_query_ms']} ms "
+        f"(median of {repeat}); from raw messages: {result['raw_query_ms']} ms; "
+        f"ratio {result['ratio']}x; answers agree: {result['answers_agree']}"
+    )
