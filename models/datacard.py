@@ -33,6 +33,9 @@ HOW = """\
   ones; TWCS customer tweets and brand replies; IBM customer-care turns, both sides), each
   read and labelled by hand per the codebook, with a `high`/`low` confidence mark. They are
   their own slice: scores on real text are always reported apart from the written items.
+  Their texts come from the shipped demo datasets and keep those datasets' licences (see
+  `ingest/demo_data/SOURCES.md`: the airline and TWCS data are reported as CC BY-NC-SA 4.0,
+  non-commercial; the IBM dialogs are Apache 2.0).
 - **Cleaning**: exact duplicates after normalisation (case, handles, URLs, punctuation) are
   merged, and texts with two different labels are dropped; near-duplicates (word 3-shingle
   Jaccard >= 0.7, found with MinHash) are collapsed to one item, a real item winning over a
