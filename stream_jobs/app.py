@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -150,9 +150,13 @@ def create_app(
 
     raw, classified, dead = topic(topics.raw), topic(topics.classified), topic(topics.deadletter)
 
-    async def send_dead(records: Sequence[DeadLetter]) -> None:
-        futures = [await dead.send(key=r.source.encode(), value=r.to_bytes()) for r in records]
+    async def publish(target: faust.TopicT, messages: Iterable[tuple[bytes, bytes]]) -> None:
+        """Send (key, value) pairs and wait until the broker has every one of them."""
+        futures = [await target.send(key=key, value=value) for key, value in messages]
         await asyncio.gather(*futures)
+
+    async def send_dead(records: Sequence[DeadLetter]) -> None:
+        await publish(dead, ((r.source.encode(), r.to_bytes()) for r in records))
         counters.dead_letters += len(records)
 
     async def classify_safely(envelopes: list[Envelope]) -> list[ClassifiedMessage]:
@@ -200,11 +204,9 @@ def create_app(
                 continue
             await wait_for_sink()
             records = await classify_safely(envelopes)
-            futures = [
-                await classified.send(key=r.key.encode(), value=r.model_dump_json().encode())
-                for r in records
-            ]
-            await asyncio.gather(*futures)
+            await publish(
+                classified, ((r.key.encode(), r.model_dump_json().encode()) for r in records)
+            )
             counters.classified_out += len(records)
             counters.classify_batches += 1
 
@@ -233,7 +235,7 @@ def create_app(
                 counters.last_error = f"sink: {error}"
                 await send_dead(
                     [
-                        DeadLetter.of("sink", m.source, str(error), json.loads(m.model_dump_json()))
+                        DeadLetter.of("sink", m.source, str(error), m.model_dump(mode="json"))
                         for m in batch
                     ]
                 )
@@ -274,11 +276,9 @@ def create_app(
             return
         if not fresh:
             return
-        futures = [
-            await alerts_topic.send(key=a.brand.encode(), value=json.dumps(a.as_json()).encode())
-            for a in fresh
-        ]
-        await asyncio.gather(*futures)
+        await publish(
+            alerts_topic, ((a.brand.encode(), json.dumps(a.as_json()).encode()) for a in fresh)
+        )
         counters.alerts_raised += len(fresh)
         async with aiohttp.ClientSession() as session:
             for alert in fresh:

@@ -17,6 +17,25 @@ from stream_jobs.reports import REPORTS
 REPORT_NAMES = tuple(REPORTS)
 
 
+def echo_rows(
+    columns: list[str],
+    rows: list[list[Any]],
+    fmt: str,
+    title: str | None = None,
+    hidden: frozenset[str] = frozenset(),
+) -> None:
+    """Print rows as a JSON array of objects, or as a table (``hidden`` columns left out)."""
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+        return
+    from stream_jobs.query import render_table
+
+    keep = [i for i, c in enumerate(columns) if c not in hidden]
+    if title:
+        click.echo(title)
+    click.echo(render_table([columns[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+
+
 @click.command()
 @common_options
 @click.argument("query")
@@ -31,12 +50,7 @@ def sql(query: str, fmt: str, **options: Any) -> None:
         columns, rows = run_query(make_settings(**options), query)
     except QueryError as error:
         raise click.ClickException(str(error)) from None
-    if fmt == "json":
-        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
-    else:
-        from stream_jobs.query import render_table
-
-        click.echo(render_table(columns, rows))
+    echo_rows(columns, rows, fmt)
 
 
 @click.command()
@@ -65,7 +79,7 @@ def report(
     """Run a canned analyst report (its SQL is in docs/reports.md)."""
     from datetime import datetime, timedelta
 
-    from stream_jobs.query import QueryError, render_table, run_query
+    from stream_jobs.query import QueryError, run_query
 
     settings = make_settings(**options)
     spec = REPORTS[name]
@@ -101,11 +115,7 @@ def report(
         columns, rows = run_query(settings, spec.sql, params)
     except QueryError as error:
         raise click.ClickException(str(error)) from None
-    if fmt == "json":
-        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
-    else:
-        click.echo(f"{spec.title} ({since} .. {until})")
-        click.echo(render_table(columns, rows))
+    echo_rows(columns, rows, fmt, title=f"{spec.title} ({since} .. {until})")
 
 
 @click.group()
@@ -120,7 +130,7 @@ def alerts() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def alerts_list(brand: str, limit: int, fmt: str, **options: Any) -> None:
     """The newest alerts (``--format json``: a JSON array of alert objects)."""
-    from stream_jobs.query import QueryError, render_table, run_query
+    from stream_jobs.query import QueryError, run_query
 
     settings = make_settings(**options)
     sql = (
@@ -134,9 +144,4 @@ def alerts_list(brand: str, limit: int, fmt: str, **options: Any) -> None:
         columns, rows = run_query(settings, sql, {"brand": brand, "limit": limit})
     except QueryError as error:
         raise click.ClickException(str(error)) from None
-    if fmt == "json":
-        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
-    else:
-        shown = [c for c in columns if c not in {"id", "test", "examples", "window_end"}]
-        keep = [columns.index(c) for c in shown]
-        click.echo(render_table(shown, [[r[i] for i in keep] for r in rows]))
+    echo_rows(columns, rows, fmt, hidden=frozenset({"id", "test", "examples", "window_end"}))

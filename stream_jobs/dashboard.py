@@ -9,7 +9,6 @@ numbers ``relradar report`` prints.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ def add_dashboard(app: web.Application, reader: Store) -> None:
     db = reader.database
 
     async def rows(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        call: Callable[[], list[dict[str, Any]]] = lambda: reader.rows(sql, params)  # noqa: E731
-        return await asyncio.get_running_loop().run_in_executor(None, call)
+        return await asyncio.get_running_loop().run_in_executor(None, reader.rows, sql, params)
 
     async def period(request: web.Request) -> dict[str, Any]:
         days = min(max(int(request.query.get("days", "90")), 1), 3650)
