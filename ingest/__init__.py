@@ -1,4 +1,4 @@
-"""relradar's connectors: files, the shipped demo datasets and HTTP push, into Kafka.
+"""relradar's connectors: files, conversations, the shipped demo data and HTTP push, into Kafka.
 
 Connectors turn outside data into ``Envelope`` records or ``DeadLetter`` records with the
 reason; the ``Publisher`` writes both to their topics with kafka-python.
@@ -8,7 +8,9 @@ from ingest.connectors import ColumnMapping, read_file
 from ingest.http_push import PushError, PushResult, parse_push
 from ingest.presets import DEMO_DATA, PRESETS, read_preset
 from ingest.publisher import Publisher, PublishError, PublishStats
+from ingest.redact import Redactor, redact_pii
 from ingest.replay import ReplayStats, replay
+from ingest.transcripts import read_conversations
 
 __all__ = [
     "DEMO_DATA",
@@ -19,9 +21,12 @@ __all__ = [
     "Publisher",
     "PushError",
     "PushResult",
+    "Redactor",
     "ReplayStats",
     "parse_push",
+    "read_conversations",
     "read_file",
     "read_preset",
+    "redact_pii",
     "replay",
 ]

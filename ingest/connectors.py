@@ -3,7 +3,9 @@
 A ``ColumnMapping`` says which column of a file holds each envelope field; ``read_file``
 yields, for every row, either a valid ``Envelope`` or a ``DeadLetter`` naming the file, the
 line and the reason (bad UTF-8, a short row, bad JSON, a failed field, a duplicate id). Bad
-rows are data, not exceptions, so one bad row never stops a replay and none is lost silently.
+rows are data, not exceptions, so one bad row never stops a replay and none is lost silently:
+a byte-order mark, a field beyond the csv module's size limit, a JSON line nested too deeply
+or a timestamp out of range is a dead letter like any other.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import DeadLetter, Envelope, Kind
-from schemas.envelope import describe_error
+from schemas.envelope import JsonError, describe_error, load_json
 
 Record = Envelope | DeadLetter
 Row = dict[str, Any]
+# A field up to this size is read, then judged by the envelope's limits (with a clear reason).
+MAX_CSV_FIELD = 16 * 1024 * 1024
 
 
 class MappingError(ValueError):
@@ -67,18 +71,18 @@ def parse_time(value: Any, fmt: str | None = None) -> datetime:
     """Parse a timestamp: a strptime format if given, else ISO 8601 or epoch seconds."""
     if isinstance(value, datetime):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
     text = str(value).strip()
     if not text:
         raise MappingError("created_at is empty")
     try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), UTC)
         if fmt:
             return datetime.strptime(text, fmt)
         if text.replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(text), UTC)
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError) as error:
+    except (ValueError, OverflowError, OSError) as error:
         raise MappingError(f"created_at {text[:40]!r} is not a timestamp: {error}") from None
 
 
@@ -126,10 +130,22 @@ def map_row(row: Row, m: ColumnMapping) -> Envelope:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, Row | DeadLetter]]:
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
+    # utf-8-sig: a byte-order mark from a spreadsheet must not become part of the first column.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                # The reader resumes at the next line; the unreadable one is accounted for.
+                where = f"{path.name}:{reader.line_num}"
+                reason = f"unreadable CSV: {error}"
+                yield reader.line_num, DeadLetter.of("connector", path.name, reason, "", where)
+                continue
             where = f"{path.name}:{reader.line_num}"
             raw = json.dumps(row, default=str, ensure_ascii=False)
             if None in row or any(v is None for v in row.values()):
@@ -160,14 +176,14 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Row | DeadLetter]]:
                 continue
             where = f"{path.name}:{lineno}"
             try:
-                obj = json.loads(line.decode("utf-8"))
+                obj = load_json(line)  # a BOM on the first line is dropped
             except UnicodeDecodeError as error:
                 yield (
                     lineno,
                     DeadLetter.of("connector", path.name, f"invalid UTF-8: {error}", line, where),
                 )
                 continue
-            except json.JSONDecodeError as error:
+            except JsonError as error:
                 yield (
                     lineno,
                     DeadLetter.of("connector", path.name, f"invalid JSON: {error}", line, where),
@@ -225,7 +241,11 @@ def records_from_rows(
             continue
         try:
             envelope = map_row(transform(row) if transform else row, mapping)
-        except (MappingError, ValidationError, ValueError, TypeError) as error:
+        except RecursionError:
+            reason = "row nested too deeply"
+            yield DeadLetter.of("connector", mapping.source, reason, row, where)
+            continue
+        except (MappingError, ValidationError, ValueError, TypeError, ArithmeticError) as error:
             reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
             yield DeadLetter.of("connector", mapping.source, reason, row, where)
             continue

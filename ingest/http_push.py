@@ -2,23 +2,30 @@
 
 Live sources POST one JSON object, a JSON array of objects, or NDJSON (one object per line).
 Every element is validated on its own, so one bad element never costs the valid ones in the
-same request; each bad one becomes a dead letter that names its position and the reason. The
-web route that serves this lives in the service; this module knows only bodies and records.
+same request; each bad one becomes a dead letter that names its position and the reason (an
+NDJSON line that is not UTF-8 or not JSON, a second element with an id already in the
+request, ...). Only a body that cannot be read at all, or one with too many elements, is
+refused whole (``PushError``, with the HTTP status to answer). The web route that serves this
+lives in the service; this module knows only bodies and records.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import DeadLetter, Envelope, parse_envelope
+from schemas.envelope import JsonError, load_json
 
 MAX_ITEMS = 10_000
 
 
 class PushError(ValueError):
-    """The request as a whole cannot be read (not JSON, not NDJSON, too many items)."""
+    """The request as a whole cannot be taken; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -33,47 +40,68 @@ class PushResult:
         }
 
 
-def _items(body: bytes, content_type: str) -> list[tuple[str, Any]]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise PushError(f"body is not valid UTF-8: {error}") from None
-    ndjson = "ndjson" in content_type or "jsonl" in content_type or "x-jsonlines" in content_type
-    if not ndjson:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            # A body of several lines that is not one JSON document may be NDJSON.
-            if "\n" not in text.strip():
-                raise PushError(f"body is not JSON: {error}") from None
-            ndjson = True
-        else:
-            items = data if isinstance(data, list) else [data]
-            return [(f"item {i}", item) for i, item in enumerate(items)]
+def _is_ndjson(content_type: str) -> bool:
+    return any(name in content_type for name in ("ndjson", "jsonl", "x-jsonlines"))
+
+
+def _lines(body: bytes) -> list[tuple[str, bytes]]:
     return [
-        (f"line {n}", line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()
+        (f"line {n}", line)
+        for n, line in enumerate(body.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1)
+        if line.strip()
     ]
 
 
-def parse_push(body: bytes, content_type: str = "application/json") -> PushResult:
+def _items(body: bytes, content_type: str) -> list[tuple[str, Any]]:
+    """(position, element) pairs: parsed JSON values, or raw bytes for NDJSON lines."""
+    if not body.strip():
+        raise PushError("empty body: send a JSON object, a JSON array or NDJSON")
+    if _is_ndjson(content_type):
+        return list(_lines(body))
+    try:
+        data = load_json(body)
+    except UnicodeDecodeError as error:
+        if b"\n" in body.strip():
+            return list(_lines(body))  # NDJSON sent as application/json: lines judged alone
+        raise PushError(f"body is not valid UTF-8: {error}") from None
+    except JsonError as error:
+        # A body of several lines that is not one JSON document may be NDJSON.
+        if b"\n" in body.strip():
+            return list(_lines(body))
+        raise PushError(f"body is not JSON: {error}") from None
+    items = data if isinstance(data, list) else [data]
+    return [(f"item {i}", item) for i, item in enumerate(items)]
+
+
+def _record(item: Any, where: str) -> Envelope | DeadLetter:
+    if isinstance(item, bytes):  # an NDJSON line
+        try:
+            item = load_json(item)
+        except UnicodeDecodeError as error:
+            return DeadLetter.of("http", "http", f"invalid UTF-8: {error}", item, where)
+        except JsonError as error:
+            return DeadLetter.of("http", "http", f"invalid JSON: {error}", item, where)
+    if not isinstance(item, dict):
+        return DeadLetter.of("http", "http", "expected a JSON object", item, where)
+    return parse_envelope({"source": "http", **item}, stage="http", location=where)
+
+
+def parse_push(
+    body: bytes, content_type: str = "application/json", max_items: int = MAX_ITEMS
+) -> PushResult:
     """Validate every element of a push body; raises ``PushError`` for an unreadable body."""
     items = _items(body, content_type)
-    if len(items) > MAX_ITEMS:
-        raise PushError(f"{len(items)} items in one request; at most {MAX_ITEMS}")
+    if len(items) > max_items:
+        raise PushError(f"{len(items)} items in one request; at most {max_items}", status=413)
     result = PushResult()
+    first_at: dict[str, str] = {}
     for where, item in items:
-        if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except json.JSONDecodeError as error:
-                result.rejected.append(
-                    DeadLetter.of("http", "http", f"invalid JSON: {error}", item, where)
-                )
-                continue
-        if isinstance(item, dict):
-            record = parse_envelope({"source": "http", **item}, stage="http", location=where)
-        else:
-            record = DeadLetter.of("http", "http", "expected a JSON object", item, where)
+        record = _record(item, where)
+        if isinstance(record, Envelope):
+            first = first_at.setdefault(record.id, where)
+            if first != where:
+                reason = f"duplicate id {record.id!r} in this request (first at {first})"
+                record = DeadLetter.of("http", record.source, reason, item, where)
         if isinstance(record, DeadLetter):
             result.rejected.append(record)
         else:

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,12 @@ TWCS_TIME = "%a %b %d %H:%M:%S %z %Y"
 
 
 def read_twcs(path: Path) -> Iterator[Record]:
-    """Customer tweets and brand replies, with threads rebuilt from ``in_response_to``."""
+    """Customer tweets and brand replies, with threads rebuilt from ``in_response_to``.
+
+    Turns are numbered 0..n-1 per thread in time order, counting only rows that become
+    envelopes (a row with a bad time must not leave a gap). Rows of a thread that a brand
+    answered are support turns; a tweet no brand answered stays a social post.
+    """
     rows: dict[str, dict[str, Any]] = {}
     order: list[tuple[int, str]] = []
     for lineno, row in iter_rows(path):
@@ -81,20 +87,24 @@ def read_twcs(path: Path) -> Iterator[Record]:
             tid = parent
 
     roots = {tid: root_of(tid) for tid in rows}
-    brand_of_thread: dict[str, str] = {}
-    for tid, row in rows.items():
-        if str(row.get("inbound")) == "False":
-            brand_of_thread.setdefault(roots[tid], str(row["author_id"]))
+    times = {tid: _safe_time(row) for tid, row in rows.items()}
+    timed = (t for t in rows if times[t] is not None)
     threads: dict[str, list[str]] = {}
-    for tid in sorted(rows, key=lambda t: (_safe_time(rows[t]), int(t) if t.isdigit() else 0)):
+    for tid in sorted(timed, key=lambda t: (times[t], int(t) if t.isdigit() else 0)):
         threads.setdefault(roots[tid], []).append(tid)
-    turn_of = {tid: i for tids in threads.values() for i, tid in enumerate(tids)}
+    # The thread's brand is the first brand that answered in time, not in file order.
+    brand_of_thread: dict[str, str] = {}
+    for tid in (t for tids in threads.values() for t in tids):
+        if _inbound(rows[tid]) is False:
+            brand_of_thread.setdefault(roots[tid], str(rows[tid]["author_id"]))
 
-    dedup = Deduper()
-    for lineno, tid in order:
-        row, where = rows[tid], f"{path.name}:{lineno}"
+    built: dict[str, Envelope] = {}
+    failed: dict[str, str] = {}
+    for tid, row in rows.items():
         try:
-            inbound = str(row.get("inbound")) == "True"
+            inbound = _inbound(row)
+            if inbound is None:
+                raise MappingError(f"inbound is {row.get('inbound')!r}, not True or False")
             root = roots[tid]
             brand = (
                 str(row["author_id"])
@@ -106,27 +116,44 @@ def read_twcs(path: Path) -> Iterator[Record]:
             envelope = Envelope(
                 id=f"twcs:{tid}",
                 source="twcs",
-                kind=Kind.social_post,
+                kind=Kind.support_turn if root in brand_of_thread else Kind.social_post,
                 brand=brand,
                 author=str(row.get("author_id") or "") or None,
                 conversation_id=f"twcs:{root}",
-                turn_index=turn_of[tid],
+                turn_index=0,
                 role=Role.customer if inbound else Role.agent,
                 text=row.get("text", ""),
                 created_at=parse_time(row.get("created_at"), TWCS_TIME),
             )
         except (MappingError, ValidationError, ValueError, KeyError) as error:
-            reason = describe_error(error) if isinstance(error, ValidationError) else str(error)
-            yield DeadLetter.of("connector", "twcs", reason, row, where)
+            failed[tid] = (
+                describe_error(error) if isinstance(error, ValidationError) else str(error)
+            )
             continue
-        yield dedup.check(envelope, where)
+        built[tid] = envelope
+    # Number only the rows that became envelopes, so a thread's turns run 0..n-1 without gaps.
+    for tids in threads.values():
+        for i, tid in enumerate(t for t in tids if t in built):
+            built[tid] = built[tid].model_copy(update={"turn_index": i})
+
+    dedup = Deduper()
+    for lineno, tid in order:
+        where = f"{path.name}:{lineno}"
+        if tid in failed:
+            yield DeadLetter.of("connector", "twcs", failed[tid], rows[tid], where)
+        else:
+            yield dedup.check(built[tid], where)
 
 
-def _safe_time(row: dict[str, Any]) -> float:
+def _safe_time(row: dict[str, Any]) -> float | None:
     try:
         return parse_time(row.get("created_at"), TWCS_TIME).timestamp()
     except MappingError:
-        return 0.0
+        return None
+
+
+def _inbound(row: dict[str, Any]) -> bool | None:
+    return {"True": True, "False": False}.get(str(row.get("inbound")).strip())
 
 
 def _first_mention(text: str) -> str | None:
@@ -165,7 +192,10 @@ def read_ibm(path: Path) -> Iterator[Record]:
                     "agent": company,
                     "message": final["url_utterance"],
                     "tweet_ID": final.get("tweet_ID"),
-                    "datetime": turns[-1].get("datetime") if turns else None,
+                    "datetime": _tweet_time(final.get("tweet_ID"))
+                    or (
+                        turns[-1].get("datetime") if turns and isinstance(turns[-1], dict) else None
+                    ),
                 }
             )
         for i, turn in enumerate(turns):
@@ -190,6 +220,18 @@ def read_ibm(path: Path) -> Iterator[Record]:
                 yield DeadLetter.of("connector", "ibm", reason, turn, f"{where}/{i}")
                 continue
             yield dedup.check(envelope, f"{where}/{i}")
+
+
+def _tweet_time(tweet_id: Any) -> datetime | None:
+    """When a tweet was posted, from its id: the final agent reply has no time of its own."""
+    # Twitter ids since late 2010 carry milliseconds since 2010-11-04T01:42:54.657Z in bits 22+.
+    try:
+        value = int(str(tweet_id))
+    except ValueError:
+        return None
+    if value < 1 << 50:
+        return None
+    return datetime.fromtimestamp(((value >> 22) + 1_288_834_974_657) / 1000, UTC)
 
 
 def read_ibm_dir(path: Path) -> Iterator[Record]:

@@ -3,7 +3,9 @@
 Envelopes are keyed by conversation (or else by brand), so one conversation's turns, and one
 brand's posts, keep their order within a partition. Sends are asynchronous; ``flush`` waits
 for the broker's acknowledgements and raises ``PublishError`` if any send failed, so a caller
-never believes a message was delivered when it was not.
+never believes a message was delivered when it was not. Given a ``Redactor``, the publisher is
+the one place every connector's and the HTTP push's records pass through before they leave
+the process: envelopes and dead letters are redacted there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, NoBrokersAvailable
 
+from ingest.redact import Redactor
 from schemas import DeadLetter, Envelope, Topics
 
 log = logging.getLogger(__name__)
@@ -43,8 +46,10 @@ class Publisher:
         *,
         connect_attempts: int = 10,
         producer_options: dict[str, Any] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.topics = topics
+        self.redactor = redactor
         self.stats = PublishStats()
         self._pending: list[Any] = []
         options: dict[str, Any] = {
@@ -86,6 +91,8 @@ class Publisher:
             self._settle()
 
     def publish(self, envelope: Envelope) -> None:
+        if self.redactor is not None:
+            envelope = self.redactor.envelope(envelope)
         self._track(
             self._producer.send(
                 self.topics.raw, key=envelope.key.encode(), value=envelope.to_bytes()
@@ -98,6 +105,8 @@ class Publisher:
             self.publish(envelope)
 
     def dead_letter(self, record: DeadLetter) -> None:
+        if self.redactor is not None:
+            record = self.redactor.dead_letter(record)
         self._track(
             self._producer.send(
                 self.topics.deadletter, key=record.source.encode(), value=record.to_bytes()

@@ -4,8 +4,9 @@ A model directory holds ``relradar_model.json`` (labels, runtime, temperature, m
 training data's hash and the training arguments), the tokenizer and Hugging Face config, the
 fine-tuned weights in fp16 *without* the word-embedding table (training keeps it frozen, so
 it is the base package's, which is installed anyway), and ``model.int8.onnx``: the encoder and
-head from ``inputs_embeds``, with per-channel int8 MatMul weights. That keeps the artifact
-near 33 MB, under the repository's 40 MB budget, with both a torch and an ONNX path.
+head from ``inputs_embeds``, with per-channel int8 MatMul weights, whose two outputs are the
+logits and the pooled embedding (which the treatment head, applied in numpy, reads). That keeps
+the artifact near 33 MB, under the repository's 40 MB budget, with both a torch and an ONNX path.
 """
 
 from __future__ import annotations
@@ -23,8 +24,24 @@ from schemas import LABELS
 
 WEIGHTS_FILE = "weights.fp16.safetensors"
 ONNX_FILE = "model.int8.onnx"
+POOLED_OUTPUT = "pooled"  # the graph's second output: the embedding the heads read
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 FORMAT_VERSION = 1
+
+
+def logits_and_pooled(model: Any, **inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's logits and the pooled embedding its head reads (what second heads read).
+
+    The pooled vector is taken as the head's input by a hook rather than recomputed here, so
+    it is by construction what the relationship head saw, whatever the network's pooling.
+    """
+    seen: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        logits = model(**inputs).logits
+    finally:
+        hook.remove()
+    return logits, seen[0]
 
 
 class _FromEmbeddings(torch.nn.Module):
@@ -32,8 +49,12 @@ class _FromEmbeddings(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return logits_and_pooled(
+            self.model, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        )
 
 
 class _Calibration:
@@ -88,9 +109,10 @@ def export_onnx(
         fp32 = Path(tmp) / "model.fp32.onnx"
         torch.onnx.export(
             wrapper, sample, str(fp32), input_names=["inputs_embeds", "attention_mask"],
-            output_names=["logits"], opset_version=17, dynamo=False,
+            output_names=["logits", POOLED_OUTPUT], opset_version=17, dynamo=False,
             dynamic_axes={"inputs_embeds": {0: "batch", 1: "seq"},
-                          "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+                          "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"},
+                          POOLED_OUTPUT: {0: "batch"}},
         )  # fmt: skip
         if quantize == "static":
             if tokenizer is None or not calibration_texts:

@@ -4,7 +4,9 @@ A classifier turns texts into a ``Prediction`` each: the primary label and a pro
 label. The stream jobs only see this interface, so the lexicon baseline and the fine-tuned
 model are interchangeable. ``Classifier.from_pretrained`` loads either by name or path, and
 ``classify_envelopes`` applies the codebook rules that depend on more than the text (rule 6:
-a brand's own replies are ``none``).
+a brand's own replies are ``none``). Brand replies also get a label of their own, their
+*treatment* of the customer (``docs/treatment.md``): ``predict_treatment`` and
+``treat_envelopes``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ class Classifier(ABC):
     @abstractmethod
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Classify texts; the result has the same length and order as ``texts``."""
+
+    def predict_treatment(self, texts: Sequence[str]) -> list[Prediction]:
+        """How each agent turn treats the customer (``docs/treatment.md``), in the same labels.
+
+        Classifiers without a treatment head raise ``ClassifierError``.
+        """
+        raise ClassifierError(f"{self.version} has no treatment head")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default") -> Classifier:
@@ -99,5 +108,17 @@ def classify_envelopes(classifier: Classifier, envelopes: Sequence[Envelope]) ->
     predictions = classifier.predict([envelopes[i].text for i in customer])
     result = [AGENT_PREDICTION] * len(envelopes)
     for i, prediction in zip(customer, predictions, strict=True):
+        result[i] = prediction
+    return result
+
+
+def treat_envelopes(
+    classifier: Classifier, envelopes: Sequence[Envelope]
+) -> list[Prediction | None]:
+    """The treatment of every agent turn; ``None`` for customer messages (they have none)."""
+    agent = [i for i, env in enumerate(envelopes) if env.role is Role.agent]
+    predictions = classifier.predict_treatment([envelopes[i].text for i in agent]) if agent else []
+    result: list[Prediction | None] = [None] * len(envelopes)
+    for i, prediction in zip(agent, predictions, strict=True):
         result[i] = prediction
     return result

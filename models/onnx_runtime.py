@@ -6,7 +6,8 @@ base model's table (the artifact's ONNX graph starts after that lookup) and run 
 int8 encoder. One single-threaded session per core, fed by a thread pool, beats one session
 with a thread per core on these small matrices (measured here: about 1.3x on 2 cores), since
 the cores never wait for each other inside an operator. Probabilities are the softmax of the
-logits divided by the temperature fitted on the dev split, so they are calibrated.
+logits divided by the temperature fitted on the dev split, so they are calibrated. The graph's
+second output, the pooled embedding, feeds the treatment head (agent turns) in numpy.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import ONNX_FILE, read_meta
+from models.artifact import ONNX_FILE, POOLED_OUTPUT, read_meta
 from models.base import padded_feed, word_embeddings
-from models.classifier import Classifier, Prediction
+from models.classifier import Classifier, ClassifierError, Prediction
 from models.metrics import softmax
+from models.treatment import TreatmentHead
 from schemas import LABELS
 
 
@@ -55,6 +57,8 @@ class OnnxClassifier(Classifier):
         self.batch_size = batch_size
         self.temperature = float(meta.get("temperature", 1.0))
         self.embeddings = word_embeddings()
+        self.treatment_head = TreatmentHead.load(path, meta)
+        self._outputs = {output.name for output in sessions[0].get_outputs()}
         self._pool = ThreadPoolExecutor(len(sessions)) if len(sessions) > 1 else None
         name, data = meta.get("name", "relradar-minilm"), str(meta.get("data_hash", ""))[:8]
         self._version = f"{name}-{data}-int8"
@@ -81,9 +85,25 @@ class OnnxClassifier(Classifier):
         return self._version
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._run(texts, "logits", len(LABELS))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean-pooled embedding each text's relationship head reads (texts x hidden)."""
+        if POOLED_OUTPUT not in self._outputs:
+            raise ClassifierError(f"{self.path / ONNX_FILE} has no '{POOLED_OUTPUT}' output")
+        return self._run(texts, POOLED_OUTPUT, self.embeddings.shape[1])
+
+    def predict_treatment(self, texts: Sequence[str]) -> list[Prediction]:
+        if self.treatment_head is None:
+            raise ClassifierError(f"{self.path} has no treatment head")
+        if not texts:
+            return []
+        return self.treatment_head.predictions(self.embed(texts))
+
+    def _run(self, texts: Sequence[str], output: str, width: int) -> np.ndarray:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         order = np.argsort([len(i) for i in ids], kind="stable")
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        out = np.zeros((len(texts), width), dtype=np.float32)
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         workers = len(self.sessions)
 
@@ -91,7 +111,7 @@ class OnnxClassifier(Classifier):
             session = self.sessions[worker]
             for idx in batches[worker::workers]:
                 feed = padded_feed(ids, idx, self.embeddings)
-                out[idx] = session.run(["logits"], feed)[0]
+                out[idx] = session.run([output], feed)[0]
 
         if self._pool is None or len(batches) <= 1:
             for worker in range(workers):

@@ -3,6 +3,7 @@
 It loads the same artifact as the ONNX path (base word embeddings plus the shipped weights)
 and is what the int8 path is checked against: their labels must agree on a fixed sample, and
 their macro-F1 must stay within a point. It is not the production path; it is the yardstick.
+The treatment head reads its fp32 pooled embedding the way the ONNX path reads the int8 one.
 """
 
 from __future__ import annotations
@@ -13,26 +14,35 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import load_torch_model, read_meta
-from models.classifier import Classifier, Prediction
+from models.artifact import load_torch_model, logits_and_pooled, read_meta
+from models.classifier import Classifier, ClassifierError, Prediction
 from models.metrics import softmax
+from models.treatment import TreatmentHead
 from schemas import LABELS
 
 
 class TorchClassifier(Classifier):
-    def __init__(self, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        meta: dict[str, Any],
+        treatment_head: TreatmentHead | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.temperature = float(meta.get("temperature", 1.0))
         self.max_length = int(meta.get("max_length", 128))
+        self.treatment_head = treatment_head
 
     @classmethod
     def load(cls, path: Path) -> TorchClassifier:
         from transformers import AutoTokenizer
 
         meta = read_meta(path)
-        return cls(load_torch_model(path), AutoTokenizer.from_pretrained(str(path)), meta)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        return cls(load_torch_model(path), tokenizer, meta, TreatmentHead.load(path, meta))
 
     @property
     def version(self) -> str:
@@ -55,3 +65,25 @@ class TorchClassifier(Classifier):
             )
             for row in probs
         ]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """The fp32 pooled embedding each text's relationship head reads (texts x hidden)."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")  # fmt: skip
+                out[idx] = logits_and_pooled(self.model, **enc)[1].float().numpy()
+        return out
+
+    def predict_treatment(self, texts: Sequence[str]) -> list[Prediction]:
+        if self.treatment_head is None:
+            raise ClassifierError("this model directory has no treatment head")
+        if not texts:
+            return []
+        return self.treatment_head.predictions(self.embed(texts))

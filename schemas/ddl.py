@@ -47,6 +47,7 @@ MESSAGE_COLUMNS: tuple[str, ...] = (
     "scores",
     "model_version",
     "metadata",
+    "treatment",
 )
 
 
@@ -164,12 +165,71 @@ SELECT brand, author, created_at, id, label, conversation_id, source, kind
 FROM {db}.messages
 WHERE author != '' AND role = 'customer'
 """
+    # Exactly-once writes: the sink looks stored ids up before inserting (replays collapse) and
+    # notes each batch's token first, so a batch cut short by a crash between the table's part
+    # and its views' parts is re-sent whole with the same token at the next start.
+    id_index = (
+        f"ALTER TABLE {db}.messages ADD INDEX IF NOT EXISTS id_bloom id "
+        "TYPE bloom_filter(0.001) GRANULARITY 1"
+    )
+    id_index_fill = f"ALTER TABLE {db}.messages MATERIALIZE INDEX id_bloom"
+    sink_batches = f"""
+CREATE TABLE IF NOT EXISTS {db}.sink_batches (
+    token String,
+    ids Array(String),
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY written_at
+TTL toDateTime(written_at) + INTERVAL 7 DAY
+"""
+    treatment_column = (
+        f"ALTER TABLE {db}.messages ADD COLUMN IF NOT EXISTS treatment Nullable({LABEL_ENUM})"
+    )
+    conversations = f"""
+CREATE TABLE IF NOT EXISTS {db}.conversations (
+    conversation_id String,
+    brand LowCardinality(String),
+    customer String,
+    customer_relationship {LABEL_ENUM},
+    treatment Nullable({LABEL_ENUM}),
+    mismatch UInt8,
+    mismatch_kind LowCardinality(String),
+    customer_labels Array({LABEL_ENUM}),
+    treatments Array({LABEL_ENUM}),
+    turns UInt32,
+    started_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(turns)
+ORDER BY (brand, conversation_id)
+"""
+    transitions = f"""
+CREATE TABLE IF NOT EXISTS {db}.transitions (
+    brand LowCardinality(String),
+    author String,
+    from_label {LABEL_ENUM},
+    to_label {LABEL_ENUM},
+    from_id String,
+    to_id String,
+    from_at DateTime64(3, 'UTC'),
+    to_at DateTime64(3, 'UTC'),
+    into_problem UInt8,
+    computed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY (brand, author, to_at, to_id)
+"""
     return [
         Migration(1, "messages table", (f"CREATE DATABASE IF NOT EXISTS {db}", _messages(db))),
         Migration(2, "counts by minute, hour and day", tuple(aggregates)),
         Migration(3, "label reference table", (labels_table, fill_labels)),
         Migration(4, "alerts table", (alerts,)),
         Migration(5, "per-author label timeline", (author_table, author_view)),
+        Migration(6, "exactly-once sink", (id_index, id_index_fill, sink_batches)),
+        Migration(
+            7,
+            "treatment, conversations, transitions",
+            (treatment_column, conversations, transitions),
+        ),
     ]
 
 

@@ -9,13 +9,17 @@ documented in ``docs/settings.md``; a test fails when one is not.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELRADAR_", frozen=True, extra="ignore")
+    # Errors never echo the input: a mistyped secret must not end up in a traceback.
+    model_config = SettingsConfigDict(
+        env_prefix="RELRADAR_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path(".relradar"), description="Embedded data and runtime files.")
     broker: str | None = Field(
@@ -36,6 +40,24 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="Bearer token the HTTP endpoint requires, when set."
     )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted (413 above)."
+    )
+    max_push_items: int = Field(10_000, ge=1, description="Most envelopes in one push request.")
+    rate_limit_per_s: float = Field(
+        100.0, ge=0, description="HTTP requests per second per client, sustained (0: no limit)."
+    )
+    rate_limit_burst: int = Field(500, ge=1, description="HTTP requests a client may burst.")
+    redact_pii: bool = Field(True, description="Replace e-mails, phones, cards, IBANs in text.")
+    redact_handles: bool = Field(
+        False, description="Replace people's @handles too (the brand's own handle stays)."
+    )
+    redact_keep_handles: str = Field(
+        "", description="Comma-separated @handles never replaced (brands' other accounts)."
+    )
+    author_key: SecretStr | None = Field(
+        None, description="Key of the keyed hash that pseudonymises authors, when set."
+    )
     classifier: str = Field(
         "default", description="'default' (shipped model), 'lexicon', or a model directory."
     )
@@ -53,8 +75,9 @@ class Settings(BaseSettings):
         0, ge=0, description="Blank the raw text of older messages, keep their labels (0: never)."
     )
     alert_interval_s: float = Field(60.0, gt=0, description="Seconds between alert evaluations.")
-    alert_webhooks: str = Field(
-        "", description="Comma-separated webhook URLs; prefix slack+ for Slack's format."
+    alert_webhooks: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated webhook URLs; prefix slack+ for Slack's format (secret).",
     )
     alert_min_volume: int = Field(20, ge=1, description="Brand messages an hour needs to alert.")
     alert_min_count: int = Field(5, ge=1, description="Problem messages an hour needs to alert.")
@@ -63,4 +86,42 @@ class Settings(BaseSettings):
     alert_baseline_hours: int = Field(168, ge=1, description="Trailing baseline, in hours.")
     alert_cooldown_hours: int = Field(24, ge=0, description="Quiet time after an alert.")
     app_id: str = Field("relradar", description="Consumer-group id of the stream workers.")
+    store_service: str | None = Field(
+        None, description="URL of the relradar service holding the store; unset opens it here."
+    )
+    session_timeout_s: float = Field(
+        10.0, ge=1, description="Seconds before a silent worker's partitions go to the others."
+    )
+    chaos_sink_fail_s: float = Field(
+        0.0, ge=0, description="Drills only: ClickHouse writes fail for this long after start."
+    )
+    chaos_sink_delay_s: float = Field(
+        0.0, ge=0, description="Drills only: every ClickHouse write waits this long first."
+    )
+    sql_max_seconds: int = Field(
+        60, ge=1, description="Analysts' SQL: a query running longer is stopped."
+    )
+    sql_max_memory_bytes: int = Field(
+        4 * 1024**3, ge=1 << 20, description="Analysts' SQL: memory one query may use."
+    )
     log_level: str = Field("warn", description="Log level: debug, info, warn, error.")
+
+    @field_validator("store_service")
+    @classmethod
+    def _store_service_is_http(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("store_service must be an http(s):// URL of a relradar service")
+        return value.rstrip("/") if value else value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _no_password_in_url(cls, value: str | None) -> str | None:
+        # The URL is printed and logged; the password belongs in its own secret setting.
+        text = value or ""
+        # Not urlsplit alone: a '#' or '/' in an unencoded password ends its authority early.
+        userinfo = text.partition("://")[2].rpartition("@")[0]
+        if ":" in userinfo or urlsplit(text).password or "password=" in text.lower():
+            raise ValueError(
+                "put the password in RELRADAR_CLICKHOUSE_PASSWORD, not in the URL (it is logged)"
+            )
+        return value

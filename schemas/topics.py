@@ -35,5 +35,11 @@ class Topics:
         """Problem-relationship alerts, one JSON object each."""
         return f"{self.prefix}.alerts"
 
+    @property
+    def conversations_changelog(self) -> str:
+        """The stream job's conversation state (compact it in production)."""
+        return f"{self.prefix}-conversations-changelog"
+
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.classified, self.deadletter, self.alerts)
+        changelog = self.conversations_changelog
+        return (self.raw, self.classified, self.deadletter, self.alerts, changelog)

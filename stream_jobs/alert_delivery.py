@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -21,6 +22,16 @@ from stream_jobs.alerts import Alert
 class WebhookTarget:
     url: str
     style: str  # "json" or "slack"
+
+    def __repr__(self) -> str:
+        return f"WebhookTarget({self.safe_name!r}, {self.style!r})"
+
+    @property
+    def safe_name(self) -> str:
+        """Scheme and host only: a webhook's path is often its secret (Slack's are)."""
+        parts = urlsplit(self.url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def parse_targets(spec: str) -> list[WebhookTarget]:

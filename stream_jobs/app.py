@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -22,13 +23,19 @@ import aiohttp
 import faust
 from pydantic import ValidationError
 
+from ingest.redact import Redactor
 from models import Classifier, classify_envelopes
+from models.classifier import ClassifierError, treat_envelopes
 from schemas import ClassifiedMessage, DeadLetter, Envelope, Settings, Topics, parse_envelope
 from schemas.envelope import describe_error
 from stream_jobs.alert_delivery import deliver, parse_targets
 from stream_jobs.alerts import Alert, AlertRule, evaluate, store_alerts
-from stream_jobs.sink import ClickHouseSink, SinkBackpressure, SinkError
-from stream_jobs.store import Store
+from stream_jobs.conversation_agent import add_conversation_agent
+from stream_jobs.metrics import Metrics
+from stream_jobs.remote_sink import Sink
+from stream_jobs.sink import SinkBackpressure, SinkError, WriteResult
+from stream_jobs.store import Store, StoreError
+from stream_jobs.transition_alerts import evaluate_transitions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,11 +49,16 @@ class Counters:
     classified_out: int = 0
     dead_letters: int = 0
     rows_written: int = 0
+    replays_skipped: int = 0  # messages already stored (crash replays, re-sent input)
+    batches_repaired: int = 0
     sink_retries: int = 0
     offset_gaps: int = 0
     classify_batches: int = 0
     sink_batches: int = 0
+    conversations_updated: int = 0
     sink_seen: int = 0  # events the sink has finished with: written or dead-lettered
+    broker_up: bool = True
+    broker_outages: int = 0
     alerts_raised: int = 0
     alert_delivery_failures: int = 0
     last_error: str | None = None
@@ -59,8 +71,8 @@ class Counters:
 class GapDetector:
     """Remembers the last offset per partition and flags any jump forward."""
 
-    def __init__(self, counters: Counters) -> None:
-        self.counters = counters
+    def __init__(self, counters: Counters, metrics: Metrics | None = None) -> None:
+        self.counters, self.metrics = counters, metrics
         self.last: dict[tuple[str, int], int] = {}
 
     def check(self, topic: str, partition: int, offset: int) -> None:
@@ -70,6 +82,8 @@ class GapDetector:
             lost = offset - previous - 1
             note = f"{topic}[{partition}] offsets {previous + 1}..{offset - 1} ({lost}) missing"
             self.counters.offset_gaps += lost
+            if self.metrics is not None:
+                self.metrics.offset_gaps.labels(topic).inc(lost)
             self.counters.gaps = [*self.counters.gaps[-19:], note]
             log.error("OFFSET GAP: %s: messages were lost before this worker read them", note)
         self.last[key] = offset
@@ -80,11 +94,22 @@ def classified_records(
 ) -> list[ClassifiedMessage]:
     """Classify envelopes into the records the classify agent emits."""
     predictions = classify_envelopes(classifier, envelopes)
+    try:
+        treatments = treat_envelopes(classifier, envelopes)  # agent turns only; None otherwise
+    except ClassifierError as error:
+        # A model without a treatment head still classifies customers; agent turns go
+        # without a treatment (and so without a mismatch verdict) rather than dead-lettered.
+        log.warning("no treatment for agent turns: %s", error)
+        treatments = [None] * len(envelopes)
     return [
         ClassifiedMessage(
-            **env.model_dump(), label=p.label, scores=p.scores, model_version=classifier.version
+            **env.model_dump(),
+            label=p.label,
+            scores=p.scores,
+            model_version=classifier.version,
+            treatment=t.label if t is not None else None,
         )
-        for env, p in zip(envelopes, predictions, strict=True)
+        for env, p, t in zip(envelopes, predictions, treatments, strict=True)
     ]
 
 
@@ -120,14 +145,29 @@ def split_events(
     return good, bad
 
 
+async def broker_reachable(bootstrap: str, timeout: float = 2.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (OSError, ValueError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
 def create_app(
     settings: Settings,
     broker: str,
     classifier: Classifier,
-    sink: ClickHouseSink,
+    sink: Sink,
     alert_store: Store | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[faust.App, Counters]:
-    """The faust app wired to a broker, a classifier and a sink."""
+    """The faust app wired to a broker, a classifier and a sink (``metrics``: where it reports
+    for ``/metrics``; a fresh registry when not given)."""
     topics = Topics(settings.topic_prefix)
     app = faust.App(
         settings.app_id,
@@ -138,10 +178,15 @@ def create_app(
         topic_partitions=settings.partitions,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        # A killed worker holds its partitions until its session expires: keep that short.
+        broker_session_timeout=settings.session_timeout_s,
         producer_max_request_size=4 * 1024 * 1024,
     )
     counters = Counters()
-    gaps = GapDetector(counters)
+    metrics = metrics or Metrics()
+    metrics.set_build(classifier.version, settings.classifier)
+    metrics.watch_lag(app, {topics.raw, topics.classified})
+    gaps = GapDetector(counters, metrics)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -158,6 +203,7 @@ def create_app(
     async def send_dead(records: Sequence[DeadLetter]) -> None:
         await publish(dead, ((r.source.encode(), r.to_bytes()) for r in records))
         counters.dead_letters += len(records)
+        metrics.dead_lettered(r.stage for r in records)
 
     async def classify_safely(envelopes: list[Envelope]) -> list[ClassifiedMessage]:
         loop = asyncio.get_running_loop()
@@ -195,44 +241,80 @@ def create_app(
 
     @app.agent(raw, name="classify")
     async def classify(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
+        # Third parties write to the raw topic too: their records are redacted here.
+        redactor = Redactor.from_settings(settings)
         async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
             envelopes, bad = split_events(events, parse_raw, gaps)
+            envelopes, bad = redactor.envelopes(envelopes), redactor.dead_letters(bad)
             counters.raw_in += len(events)
+            metrics.moved("classify", "in", len(events))
+            metrics.batch_size.labels("classify").observe(len(events))
             if bad:
                 await send_dead(bad)
             if not envelopes:
                 continue
             await wait_for_sink()
+            started = time.perf_counter()
             records = await classify_safely(envelopes)
+            metrics.classified(time.perf_counter() - started, len(envelopes))
             await publish(
                 classified, ((r.key.encode(), r.model_dump_json().encode()) for r in records)
             )
             counters.classified_out += len(records)
             counters.classify_batches += 1
+            metrics.moved("classify", "out", len(records))
 
-    async def write_with_retry(batch: list[ClassifiedMessage]) -> None:
+    async def write_with_retry(batch: list[ClassifiedMessage]) -> WriteResult:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await loop.run_in_executor(None, sink.write, batch)
-                return
+                with metrics.sink_write_seconds.time():
+                    return await loop.run_in_executor(None, sink.write, batch)
             except SinkBackpressure as pressure:
                 # Not acking the batch holds consumption here: the take buffer fills and the
                 # consumer stops fetching, so memory stays bounded while the store recovers.
                 counters.sink_retries += 1
                 counters.last_error = f"sink: {pressure}"
+                metrics.sink_retries.labels("write").inc()
+                metrics.store_failures.labels("write").inc()
                 await asyncio.sleep(pressure.retry_after)
+
+    async def repair_with_retry() -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                counters.batches_repaired += await loop.run_in_executor(None, sink.repair)
+                return
+            except StoreError as error:
+                counters.sink_retries += 1
+                counters.last_error = f"sink repair: {error}"
+                metrics.sink_retries.labels("repair").inc()
+                metrics.store_failures.labels("repair").inc()
+                log.warning("sink repair failed (%s); retry in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     @app.agent(classified, name="sink")
     async def sink_agent(stream: Any) -> None:
+        # Before anything new is written, finish what a crash may have cut short.
+        await repair_with_retry()
         async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
             batch, bad = split_events(events, parse_classified, gaps)
             try:
                 if bad:
                     await send_dead(bad)
-                await write_with_retry(batch)
+                result = await write_with_retry(batch)
+                if result.conflicts:
+                    await send_dead(
+                        [
+                            DeadLetter.of("sink", m.source, reason, m.model_dump(mode="json"))
+                            for m, reason in result.conflicts
+                        ]
+                    )
             except SinkError as error:
                 counters.last_error = f"sink: {error}"
+                metrics.sink_errors.inc()
                 await send_dead(
                     [
                         DeadLetter.of("sink", m.source, str(error), m.model_dump(mode="json"))
@@ -240,10 +322,48 @@ def create_app(
                     ]
                 )
             else:
-                counters.rows_written += len(batch)
+                counters.rows_written += result.written
+                counters.replays_skipped += result.replays
                 counters.sink_batches += 1
+                metrics.moved("sink", "out", result.written)
+                metrics.replays_skipped.inc(result.replays)
             finally:
                 counters.sink_seen += len(events)
+                metrics.moved("sink", "in", len(events))
+                metrics.batch_size.labels("sink").observe(len(events))
+
+    @app.timer(interval=5.0)
+    async def broker_check() -> None:
+        # The Kafka clients retry on their own; this only makes an outage visible on /health.
+        up = await broker_reachable(broker)
+        if counters.broker_up and not up:
+            counters.broker_outages += 1
+            metrics.broker_outages.inc()
+            counters.last_error = f"broker {broker} unreachable"
+            log.error("broker %s unreachable; the worker keeps retrying", broker)
+        elif up and not counters.broker_up:
+            log.warning("broker %s reachable again", broker)
+        counters.broker_up = up
+        metrics.broker_up.set(int(up))
+
+    # A detector of its own: the sink's already saw these offsets.
+    conversation_gaps = GapDetector(Counters())
+
+    def parse_conversation_events(
+        events: Sequence[Any],
+    ) -> tuple[list[ClassifiedMessage], list[DeadLetter]]:
+        metrics.moved("conversations", "in", len(events))
+        return split_events(events, parse_classified, conversation_gaps)
+
+    add_conversation_agent(
+        app,
+        settings,
+        classified,
+        sink,
+        parse_conversation_events,
+        counters,
+        on_written=lambda n: metrics.moved("conversations", "out", n),
+    )
 
     alerts_topic = topic(topics.alerts)
     rule = AlertRule(
@@ -254,24 +374,24 @@ def create_app(
         alpha=settings.alert_alpha,
         cooldown_hours=settings.alert_cooldown_hours,
     )
-    targets = parse_targets(settings.alert_webhooks)
+    targets = parse_targets(settings.alert_webhooks.get_secret_value())
 
-    # Alert passes get their own session where possible: sharing the sink's lock would stall
-    # inserts, and a stalled sink falls behind the broker's retention.
-    alerts_db = alert_store or sink.store
-
+    # Alert passes get their own session: sharing the sink's lock would stall inserts, and a
+    # stalled sink falls behind the broker's retention. A worker given none (it writes through
+    # another service's store) runs no alert timer: the store's owner evaluates alerts, once.
     def evaluate_and_store() -> list[Alert]:
-        fresh = evaluate(alerts_db, rule)
-        store_alerts(alerts_db, fresh)
+        assert alert_store is not None  # the timer is registered only with one
+        fresh = evaluate(alert_store, rule) + evaluate_transitions(alert_store, rule)
+        store_alerts(alert_store, fresh)
         return fresh
 
-    @app.timer(interval=settings.alert_interval_s)
     async def alert_pass() -> None:
         # Stored first, then announced: a crash in between loses a notification, never an alert.
         try:
             fresh = await asyncio.get_running_loop().run_in_executor(None, evaluate_and_store)
         except Exception as error:
             counters.last_error = f"alerts: {error}"
+            metrics.store_failures.labels("alerts").inc()
             log.exception("alert evaluation failed")
             return
         if not fresh:
@@ -280,13 +400,18 @@ def create_app(
             alerts_topic, ((a.brand.encode(), json.dumps(a.as_json()).encode()) for a in fresh)
         )
         counters.alerts_raised += len(fresh)
+        metrics.alerts_raised.inc(len(fresh))
         async with aiohttp.ClientSession() as session:
             for alert in fresh:
                 for target in targets:
                     failure = await deliver(session, alert, target)
                     if failure is not None:
                         counters.alert_delivery_failures += 1
-                        reason = f"webhook {target.url} refused the alert: {failure}"
+                        metrics.alert_delivery_failures.inc()
+                        reason = f"webhook {target.safe_name} refused the alert: {failure}"
                         await send_dead([DeadLetter.of("alert", "alerts", reason, alert.as_json())])
+
+    if alert_store is not None:
+        app.timer(interval=settings.alert_interval_s)(alert_pass)
 
     return app, counters

@@ -20,6 +20,8 @@ from schemas import Settings, Topics
 from stream_jobs.cli_analyst import alerts, report, sql
 from stream_jobs.cli_common import COMMON, common_options, make_settings
 from stream_jobs.cli_model import bench, model
+from stream_jobs.cli_ops import chaos
+from stream_jobs.cli_transcripts import transcripts
 
 __all__ = ["COMMON", "main"]
 
@@ -50,11 +52,21 @@ def run(demo: bool, demo_rate: float, demo_limit: int | None, **options: Any) ->
 )
 @click.option("--parent-pid", type=int, help="Exit when this process is gone.")
 @click.option("--topic", "topics", multiple=True, help="Topic to create (repeatable).")
-def broker(address_file: Path | None, parent_pid: int | None, topics: tuple[str, ...]) -> None:
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 256),
+    default=4,
+    envvar="RELRADAR_PARTITIONS",
+    show_default=True,
+    help="Partitions of every topic created.",
+)
+def broker(
+    address_file: Path | None, parent_pid: int | None, topics: tuple[str, ...], partitions: int
+) -> None:
     """Run the local Kafka-protocol broker in the foreground (in-memory, 127.0.0.1)."""
     from stream_jobs.broker import serve
 
-    serve(topics or Topics().all(), address_file, parent_pid)
+    serve(topics or Topics().all(), address_file, parent_pid, partitions)
 
 
 def _broker_address(settings: Settings) -> str:
@@ -76,8 +88,16 @@ def _broker_address(settings: Settings) -> str:
 @click.argument("source")
 @click.option("--map", "mapping", multiple=True, help="FIELD=COLUMN for a generic file.")
 @click.option("--source-name", default="file", show_default=True, help="Source of a file.")
-@click.option("--brand", help="Brand for rows that have none (generic file).")
+@click.option("--brand", help="Brand for rows or conversations that name none.")
 @click.option("--time-format", help="strptime format of the timestamp column.")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["rows", "auto", "ticket-json", "transcript", "ibm", "twcs"]),
+    default="rows",
+    show_default=True,
+    help="A file's layout: rows (CSV/JSONL, see --map) or conversations (docs/transcripts.md).",
+)
 @click.option("--rate", type=float, help="Messages per second.")
 @click.option("--speedup", type=float, help="N x the original timestamps' pace.")
 @click.option("--limit", type=int, help="Send at most this many messages.")
@@ -93,19 +113,30 @@ def replay_cmd(
     source_name: str,
     brand: str | None,
     time_format: str | None,
+    file_format: str,
     rate: float | None,
     speedup: float | None,
     limit: int | None,
     data_dir_presets: Path | None,
     **options: Any,
 ) -> None:
-    """Replay a preset (airline, twcs, ibm) or a CSV/JSONL file into Kafka."""
-    from ingest import PRESETS, ColumnMapping, Publisher, read_file, read_preset, replay
+    """Replay a preset (airline, twcs, ibm), a CSV/JSONL file or a conversations file."""
+    from ingest import PRESETS, ColumnMapping, Publisher, Redactor, read_file, read_preset, replay
     from ingest.presets import DEMO_DATA
 
     settings = make_settings(**options)
     if source in PRESETS:
         records = read_preset(source, data_dir_presets or DEMO_DATA)
+    elif file_format != "rows" and Path(source).exists():
+        from ingest.transcripts import read_conversations
+
+        if mapping:
+            raise click.BadParameter("--map is for --format rows only")
+        try:
+            name = None if source_name == "file" else source_name
+            records = read_conversations(Path(source), file_format, brand, source=name)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
     elif Path(source).is_file():
         try:
             cmap = ColumnMapping.from_pairs(
@@ -118,7 +149,9 @@ def replay_cmd(
         raise click.BadParameter(
             f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
         )
-    with Publisher(_broker_address(settings), Topics(settings.topic_prefix)) as publisher:
+    redactor = Redactor.from_settings(settings)
+    topics = Topics(settings.topic_prefix)
+    with Publisher(_broker_address(settings), topics, redactor=redactor) as publisher:
         stats = replay(
             records,
             publisher,
@@ -227,7 +260,7 @@ def migrate(**options: Any) -> None:
     click.echo(f"applied: {applied or 'nothing (up to date)'}")
 
 
-for command in (sql, report, alerts, model, bench):
+for command in (sql, report, alerts, model, bench, chaos, transcripts):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The model and benchmark commands: ``model train|export|eval`` and ``bench classify|query``.
+"""The model and benchmark commands: ``model train|export|eval``, ``model treatment train|eval``
+and ``bench classify|query``.
 
 Benchmarks print figures and ratios against a baseline run in the same process; nothing here
 asserts a speed.
@@ -75,6 +76,32 @@ def eval_cmd(model_dir: Path | None) -> None:
     from models.evaluate import run_eval
 
     run_eval(model_dir or SHIPPED_MODEL)
+
+
+@model.group()
+def treatment() -> None:
+    """The treatment head: how agent turns treat the customer (docs/treatment.md)."""
+
+
+@treatment.command("train")
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
+def treatment_train_cmd(model_dir: Path | None) -> None:
+    """Fit the treatment head on the frozen encoder's embeddings, calibrate, save it."""
+    from models.classifier import SHIPPED_MODEL
+    from models.treatment import train_treatment
+
+    metrics = train_treatment(model_dir or SHIPPED_MODEL)
+    click.echo(json.dumps(metrics, indent=2))
+
+
+@treatment.command("eval")
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
+def treatment_eval_cmd(model_dir: Path | None) -> None:
+    """Score the head, a TF-IDF baseline and the lexicon cues on the held-out treatment items."""
+    from models.classifier import SHIPPED_MODEL
+    from models.treatment import run_treatment_eval
+
+    run_treatment_eval(model_dir or SHIPPED_MODEL)
 
 
 @click.group()

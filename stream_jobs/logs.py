@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from datetime import UTC, datetime
 from typing import Any
+
+_DIGITS = re.compile(r"\d+")
 
 LEVELS = {
     "debug": "DEBUG",
@@ -34,6 +38,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the same message (digits aside) through once per ``window_s`` per logger.
+
+    A broker outage makes the Kafka clients log every reconnect attempt, thousands a minute;
+    the first line says what is wrong, and the next one after the window says how many were
+    held back, so an outage is reported without flooding the log store.
+    """
+
+    def __init__(self, window_s: float = 30.0) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, _DIGITS.sub("#", str(record.msg))[:200])
+        now = time.monotonic()
+        since, held = self._seen.get(key, (0.0, 0))
+        if now - since < self.window_s:
+            self._seen[key] = (since, held + 1)
+            return False
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} like it in the last {self.window_s:.0f}s)"
+        return True
+
+
 def level_name(level: str) -> str:
     try:
         return LEVELS[level.lower()]
@@ -47,10 +79,12 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"repeats": {"()": RepeatFilter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["repeats"],
                 "stream": "ext://sys.stderr",
             }
         },

@@ -113,6 +113,37 @@ ORDER BY label, confidence DESC, created_at DESC
 LIMIT {per_label:UInt32} BY label""",
             {"since": "DateTime", "until": "DateTime", "brand": "String", "per_label": "UInt32"},
         ),
+        Report(
+            "transitions",
+            "Transition matrix: customers' moves from one relationship to the next (per brand, or "
+            "all brands), with each row's share; `into_problem` marks entries into a problem label",
+            """
+SELECT toString(from_label) AS from_label, toString(to_label) AS to_label, count() AS n,
+       round(n / sum(n) OVER (PARTITION BY from_label), 4) AS share_of_from,
+       max(into_problem) AS into_problem
+FROM {db:Identifier}.transitions FINAL
+WHERE to_at >= {since:DateTime} AND to_at < {until:DateTime}
+  AND (brand = {brand:String} OR {brand:String} = '')
+GROUP BY from_label, to_label
+ORDER BY from_label, n DESC""",
+            {"since": "DateTime", "until": "DateTime", "brand": "String"},
+        ),
+        Report(
+            "mismatch",
+            "Relationship mismatch in support conversations per brand: conversations with a "
+            "brand reply, the share mismatched, and the most common kind",
+            """
+SELECT brand, count() AS conversations, countIf(mismatch = 1) AS mismatched,
+       round(mismatched / conversations, 4) AS mismatch_rate,
+       topKIf(1)(mismatch_kind, mismatch = 1)[1] AS top_kind,
+       topKIf(1)(toString(customer_relationship), mismatch = 1)[1] AS top_customer_relationship
+FROM {db:Identifier}.conversations FINAL
+WHERE treatment IS NOT NULL AND started_at >= {since:DateTime} AND started_at < {until:DateTime}
+  AND (brand = {brand:String} OR {brand:String} = '')
+GROUP BY brand
+ORDER BY conversations DESC""",
+            {"since": "DateTime", "until": "DateTime", "brand": "String"},
+        ),
     ]
 }
 

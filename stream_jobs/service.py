@@ -23,16 +23,18 @@ from pathlib import Path
 import faust
 from aiohttp import web
 
-from ingest import Publisher, read_preset, replay
+from ingest import Publisher, Redactor, read_preset, replay
 from ingest.replay import Record, by_time
 from models import Classifier
 from schemas import DeadLetter, Envelope, Settings, Topics
 from stream_jobs import broker as local_broker
 from stream_jobs.app import create_app
 from stream_jobs.logs import logging_config
-from stream_jobs.sink import ClickHouseSink
+from stream_jobs.metrics import Metrics
+from stream_jobs.remote_sink import MAX_REQUEST_BYTES, RemoteSink, SerialSink, Sink
+from stream_jobs.sink import ClickHouseSink, SinkFaults
 from stream_jobs.store import Store
-from stream_jobs.web import make_app
+from stream_jobs.web import WebLimits, make_app
 
 log = logging.getLogger(__name__)
 DEMO_PRESETS = ("airline", "twcs", "ibm")
@@ -67,20 +69,34 @@ class Runtime:
 class PublisherIngest:
     """The push route's sink: a kafka-python publisher shared by requests, behind a lock."""
 
-    def __init__(self, broker: str, topics: Topics) -> None:
-        self.broker, self.topics = broker, topics
+    def __init__(self, broker: str, topics: Topics, redactor: Redactor | None = None) -> None:
+        self.broker, self.topics, self.redactor = broker, topics, redactor
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
     def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None:
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.broker, self.topics)
-            for envelope in envelopes:
-                self._publisher.publish(envelope)
-            for record in dead:
-                self._publisher.dead_letter(record)
-            self._publisher.flush()
+                # A push must not hang for a minute while the broker is away: the client gets
+                # a 503 quickly and retries.
+                self._publisher = Publisher(
+                    self.broker,
+                    self.topics,
+                    connect_attempts=2,
+                    producer_options={"max_block_ms": 10_000, "request_timeout_ms": 10_000},
+                    redactor=self.redactor,
+                )
+            try:
+                for envelope in envelopes:
+                    self._publisher.publish(envelope)
+                for record in dead:
+                    self._publisher.dead_letter(record)
+                self._publisher.flush()
+            except Exception:
+                # Its failure counts would fail every later push: start afresh next time.
+                self._publisher.close()
+                self._publisher = None
+                raise
 
 
 def demo_records(limit: int | None = None) -> Iterator[Record]:
@@ -91,8 +107,14 @@ def demo_records(limit: int | None = None) -> Iterator[Record]:
     return itertools.islice(mixed, limit) if limit else mixed
 
 
-def run_demo(broker: str, topics: Topics, rate: float | None, limit: int | None) -> None:
-    with Publisher(broker, topics) as publisher:
+def run_demo(
+    broker: str,
+    topics: Topics,
+    rate: float | None,
+    limit: int | None,
+    redactor: Redactor | None = None,
+) -> None:
+    with Publisher(broker, topics, redactor=redactor) as publisher:
         stats = replay(
             demo_records(limit),
             publisher,
@@ -127,21 +149,52 @@ def run_service(
     broker_process = None
     broker = settings.broker
     if not broker:
-        broker_process = local_broker.spawn(topics.all(), Path(settings.data_dir) / "broker.addr")
+        broker_process = local_broker.spawn(
+            topics.all(), Path(settings.data_dir) / "broker.addr", partitions=settings.partitions
+        )
         broker = broker_process.address
         if not settings.max_sink_lag:
             settings = settings.model_copy(update={"max_sink_lag": 2000})
-    store = Store.open(settings)
+    # A worker of another service's store (embedded ClickHouse opens in one process only)
+    # opens none here, writes through the owner's /sink, and leaves alerts to the owner.
+    remote = settings.store_service
+    if remote and broker_process is not None:
+        broker_process.stop()
+        raise SystemExit("RELRADAR_STORE_SERVICE needs RELRADAR_BROKER (the store owner's broker)")
+    store = None if remote else Store.open(settings)
     extra_sessions: list[Store] = []
     try:
-        store.migrate(progress=sys.stderr.isatty())
-        classifier = load_classifier(settings.classifier)
-        sink = ClickHouseSink(store)
-        alert_store, reader = Store.open(settings), store.reader(settings)
-        extra_sessions.extend([alert_store, reader])
-        app, counters = create_app(settings, broker, classifier, sink, alert_store)
         token = settings.api_token.get_secret_value() if settings.api_token else None
-        http = make_app(store, reader, PublisherIngest(broker, topics), counters.as_dict, token)
+        if store is not None:
+            store.migrate(progress=sys.stderr.isatty())
+        classifier = load_classifier(settings.classifier)
+        owned: SerialSink | None = None
+        alert_store = reader = None
+        if store is None:
+            cap = min(MAX_REQUEST_BYTES, settings.max_request_bytes)
+            sink: Sink = RemoteSink(str(remote), token, max_request_bytes=cap)
+        else:
+            faults = SinkFaults(settings.chaos_sink_fail_s, settings.chaos_sink_delay_s)
+            # One write at a time: the exactly-once lookup must not interleave with other
+            # workers' batches arriving on /sink.
+            sink = owned = SerialSink(ClickHouseSink(store, faults=faults))
+            alert_store, reader = Store.open(settings), store.reader(settings)
+            extra_sessions.extend([alert_store, reader])
+        metrics = Metrics()
+        app, counters = create_app(settings, broker, classifier, sink, alert_store, metrics)
+        redactor = Redactor.from_settings(settings)
+        ingest = PublisherIngest(broker, topics, redactor) if store is not None else None
+        limits = WebLimits.from_settings(settings)
+        http = make_app(
+            store,
+            reader,
+            ingest,
+            counters.as_dict,
+            token,
+            limits,
+            sink=owned,
+            metrics=metrics.exposition,
+        )
         url = f"http://{settings.http_host}:{settings.http_port}"
 
         @app.task
@@ -150,9 +203,10 @@ def run_service(
             await runner.setup()
             await web.TCPSite(runner, settings.http_host, settings.http_port).start()
             Runtime(broker=broker, http=url, pid=os.getpid()).write(settings)
+            serves = "SQL on /, push on /ingest" if store else "a worker: /health, /stats"
             print(
-                f"relradar is running: broker {broker}, HTTP {url} (SQL on /, push on "
-                f"/ingest), store {settings.clickhouse_url or store_path(settings)}",
+                f"relradar is running: broker {broker}, HTTP {url} ({serves}), "
+                f"store {remote or settings.clickhouse_url or store_path(settings)}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -168,8 +222,11 @@ def run_service(
             @app.task
             async def demo_replay() -> None:
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, run_demo, broker, topics, demo_rate, demo_limit)
+                await loop.run_in_executor(
+                    None, run_demo, broker, topics, demo_rate, demo_limit, redactor
+                )
 
+        wait_for_broker(broker)
         worker = faust.Worker(
             app,
             loglevel=settings.log_level,
@@ -182,9 +239,36 @@ def run_service(
         Runtime.path(settings).unlink(missing_ok=True)
         for session in extra_sessions:
             session.close()
-        store.close()
+        if store is not None:
+            store.close()
         if broker_process is not None:
             broker_process.stop()
+
+
+def wait_for_broker(bootstrap: str, max_delay: float = 10.0) -> None:
+    """Block until a bootstrap server accepts connections, retrying with backoff.
+
+    The Kafka clients give up on a broker that is away at start; an always-on service waits
+    for it instead (and says so) rather than exiting into a crash loop.
+    """
+    import socket
+    import time
+
+    delay, attempt = 0.5, 0
+    while True:
+        for server in bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                socket.create_connection((host, int(port)), timeout=3).close()
+                if attempt:
+                    print(f"broker {bootstrap} reachable", file=sys.stderr, flush=True)
+                return
+            except (OSError, ValueError):
+                continue
+        attempt += 1
+        log.error("broker %s unreachable (try %d); retry in %.1fs", bootstrap, attempt, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)
 
 
 def store_path(settings: Settings) -> str:

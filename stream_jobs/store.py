@@ -162,9 +162,15 @@ class Store:
         from the sink's. Output settings are fixed before the lock (numbers as JSON numbers).
         """
         client = connect(settings)
+        limits = {
+            "max_execution_time": settings.sql_max_seconds,
+            "max_memory_usage": settings.sql_max_memory_bytes,
+        }
         if settings.clickhouse_url:
-            return ServerReader(client, self.database)
+            return ServerReader(client, self.database, limits=limits)
         client.command("SET output_format_json_quote_64bit_integers = 0")
+        for name, value in limits.items():
+            client.command(f"SET {name} = {int(value)}")
         client.command("SET readonly = 1")
         return Store(client, self.database)
 
@@ -174,7 +180,12 @@ class Store:
 
 
 class ServerReader(Store):
-    """A server's client with ``readonly=1`` on every call (HTTP settings are per query)."""
+    """A server's client with ``readonly=1`` and the query limits on every call (HTTP settings
+    are per query)."""
+
+    def __init__(self, client: Client, database: str, limits: dict[str, Any]) -> None:
+        super().__init__(client, database)
+        self.limits = limits
 
     def raw(
         self,
@@ -184,5 +195,10 @@ class ServerReader(Store):
         parameters: dict[str, Any] | None = None,
         database: str | None = None,
     ) -> bytes:
-        locked = {"output_format_json_quote_64bit_integers": 0, **(settings or {}), "readonly": 1}
+        locked = {
+            "output_format_json_quote_64bit_integers": 0,
+            **(settings or {}),
+            **self.limits,
+            "readonly": 1,
+        }
         return super().raw(sql, fmt, locked, parameters, database)

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class LocalStack:
         self.service: subprocess.Popen[bytes] | None = None
         self._publisher: Publisher | None = None
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workers: list[Worker] = []
 
     @property
     def settings(self) -> Settings:
@@ -62,7 +64,9 @@ class LocalStack:
 
     def start(self, timeout: float = 120) -> LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.broker = spawn(self.topics.all(), self.root / "broker.addr")
+        self.broker = spawn(
+            self.topics.all(), self.root / "broker.addr", partitions=self.settings.partitions
+        )
         self.start_service(timeout)
         return self
 
@@ -101,7 +105,34 @@ class LocalStack:
                 self.service.kill()
                 self.service.wait()
 
+    def start_worker(self, name: str, timeout: float = 120, **settings: Any) -> Worker:
+        """One more worker in the consumer group, writing through this stack's service.
+
+        It has its own data dir and HTTP port (``/ping``, ``/health``, ``/stats``) and reaches
+        the store through ``RELRADAR_STORE_SERVICE``; ``settings`` override the stack's.
+        """
+        assert self.broker is not None
+        port, root = free_port(), self.root / name
+        root.mkdir(parents=True, exist_ok=True)
+        own = {"data_dir": str(root), "http_port": str(port), "store_service": self.url}
+        env = {**os.environ, "RELRADAR_BROKER": self.broker.address}
+        merged = {**self.env_settings, **own, **{k: str(v) for k, v in settings.items()}}
+        env.update({f"RELRADAR_{k.upper()}": v for k, v in merged.items()})
+        log = root / "worker.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stream_jobs.cli", "run"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        worker = Worker(name, f"http://127.0.0.1:{port}", process, log)
+        self.workers.append(worker)
+        worker.wait_healthy(timeout)
+        return worker
+
     def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
@@ -138,6 +169,14 @@ class LocalStack:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=30) as response:
             return json.loads(response.read())
+
+    def get_status(self, path: str) -> tuple[int, Any]:
+        """A GET's status and JSON body, errors included."""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
     def post(
         self, path: str, body: bytes, content_type: str = "application/json"
@@ -196,6 +235,46 @@ class LocalStack:
                 values.extend(m.value for m in batch)
         consumer.close()
         return values
+
+
+@dataclass
+class Worker:
+    """An extra worker process of a ``LocalStack`` (``start_worker``)."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
+            return json.loads(response.read())
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited: {self.log_tail()}")
+            try:
+                if self.get("/health")["status"] == "ok":
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker {self.name} not healthy in {timeout:.0f}s: {self.log_tail()}")
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (a graceful leave: the group hands its partitions on) or SIGKILL."""
+        if self.process.poll() is None:
+            self.process.kill() if kill else self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
 CHROMIUM_FLAGS = [

@@ -1,0 +1,251 @@
+"""``relradar bench pipeline``: real messages through the whole path, against the classifier alone.
+
+It starts the embedded defaults as an operator would (``LocalStack``: the local broker and the
+service as their own processes, the shipped classifier unless told otherwise), then:
+
+1. warm-up: a few hundred messages, waited for, so that start-up (partition assignment, the
+   model's first-run allocations) is not counted;
+2. sustained: N real messages (the shipped datasets, re-identified for this run) published as
+   fast as the producer goes; throughput is N over the time from the first send to the moment
+   a SQL query first sees all N rows;
+3. classifier only: the same N messages classified in this process by
+   ``Classifier.from_pretrained(spec)``, in batches of the service's ``classify_batch`` (with
+   the codebook's rule for brand replies, as the service does), while the service idles;
+4. half rate: N more messages paced at half the sustained rate, for latency under headroom.
+
+Latency is measured per message as the time it became visible to a SQL query minus the time
+it was handed to the producer. Every sink insert stamps its rows with ``inserted_at``
+(``now64(3)``, one value per insert); a poller asks the service every ``poll_s`` for the
+``inserted_at`` values of the run's rows and notes when each value first shows up. A row's
+visibility time is that moment: late by at most one poll interval plus the query, never early
+except by the few ms between a query's start and its snapshot. ``inserted_at - sent`` is also
+reported: a lower bound, short of visibility by the insert and its materialized views. Both
+clocks are this machine's. Nothing here asserts a speed: the figures are printed as measured.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ingest import Publisher
+from models import Classifier, classify_envelopes
+from schemas import Envelope, Topics
+from stream_jobs.chaos import Sql, drill_envelopes, http_sql
+from stream_jobs.testing import LocalStack
+
+DATABASE = "relradar"
+REPORTED_SETTINGS = ("partitions", "classify_batch", "classify_window_s", "sink_batch",
+                     "sink_window_s", "max_sink_lag")  # fmt: skip
+
+
+class BenchError(Exception):
+    """The run could not be measured (rows never arrived, the service failed)."""
+
+
+class VisibilityPoller(threading.Thread):
+    """When each insert of a source first became visible to a query (``inserted_at`` ms)."""
+
+    def __init__(self, sql: Sql, source: str, expect: int, poll_s: float, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.sql, self.source, self.expect = sql, source, expect
+        self.poll_s, self.timeout = poll_s, timeout
+        self.first_seen: dict[int, float] = {}
+        self.count = 0
+        self.done_at: float | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        query = (
+            "SELECT toUnixTimestamp64Milli(inserted_at) AS b, count() AS n "
+            f"FROM {DATABASE}.messages WHERE source = '{self.source}' GROUP BY b"
+        )
+        while time.monotonic() < deadline:
+            asked = time.time()
+            try:
+                rows = self.sql(query)
+            except OSError:
+                time.sleep(self.poll_s)
+                continue
+            for row in rows:
+                self.first_seen.setdefault(int(row["b"]), asked)
+            self.count = sum(int(row["n"]) for row in rows)
+            if self.count >= self.expect:
+                self.done_at = asked
+                return
+            time.sleep(self.poll_s)
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def run_phase(
+    stack: LocalStack,
+    envelopes: list[Envelope],
+    rate: float | None,
+    poll_s: float = 0.1,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Send ``envelopes`` (at ``rate``/s, or flat out) and measure until all are queryable."""
+    assert stack.broker is not None
+    sql = http_sql(stack.url)
+    source = envelopes[0].source
+    before = stack.get("/stats")
+    poller = VisibilityPoller(sql, source, len(envelopes), poll_s, timeout)
+    sent_at: dict[str, float] = {}
+    with Publisher(stack.broker.address, Topics()) as publisher:
+        poller.start()
+        first = time.time()
+        for i, envelope in enumerate(envelopes):
+            if rate:
+                ahead = first + i / rate - time.time()
+                if ahead > 0.002:
+                    time.sleep(ahead)
+            sent_at[envelope.id] = time.time()
+            publisher.publish(envelope)
+        publisher.flush()
+        sent = time.time()
+    poller.join()
+    if poller.done_at is None:
+        raise BenchError(
+            f"{poller.count} of {len(envelopes)} rows queryable after {timeout:.0f}s: "
+            f"{stack.log_tail(1500)}"
+        )
+    rows = sql(
+        f"SELECT id, toUnixTimestamp64Milli(inserted_at) AS b FROM {DATABASE}.messages "
+        f"WHERE source = '{source}'"
+    )
+    visible = [poller.first_seen[int(r["b"])] - sent_at[r["id"]] for r in rows]
+    inserted = [int(r["b"]) / 1000 - sent_at[r["id"]] for r in rows]
+    after = stack.get("/stats")
+
+    def moved(key: str) -> int:
+        return int(after[key]) - int(before[key])
+
+    def mean(total: str, count: str) -> float:
+        return round(moved(total) / max(1, moved(count)), 1)
+
+    seconds = poller.done_at - first
+    return {
+        "messages": len(envelopes),
+        "target_rate": round(rate, 1) if rate else None,
+        "send_msgs_per_s": round(len(envelopes) / max(sent - first, 1e-9), 1),
+        "seconds": round(seconds, 2),
+        "msgs_per_s": round(len(envelopes) / seconds, 1),
+        "p50_latency_s": round(percentile(visible, 50), 3),
+        "p90_latency_s": round(percentile(visible, 90), 3),
+        "p99_latency_s": round(percentile(visible, 99), 3),
+        "max_latency_s": round(max(visible), 3),
+        "p50_inserted_s": round(percentile(inserted, 50), 3),
+        "p99_inserted_s": round(percentile(inserted, 99), 3),
+        "inserts_seen": len({int(r["b"]) for r in rows}),
+        "service": {
+            "classify_batches": moved("classify_batches"),
+            "mean_classify_batch": mean("classified_out", "classify_batches"),
+            "sink_batches": moved("sink_batches"),
+            "mean_sink_batch": mean("rows_written", "sink_batches"),
+            "offset_gaps": moved("offset_gaps"),
+            "dead_letters": moved("dead_letters"),
+        },
+    }  # fmt: skip
+
+
+def classifier_only(spec: str, envelopes: list[Envelope], batch: int) -> dict[str, Any]:
+    """The same messages through the classifier alone, in the service's batch size."""
+    classifier = Classifier.from_pretrained(spec)
+    classify_envelopes(classifier, envelopes[:64])  # first-run allocations are not throughput
+    began = time.perf_counter()
+    for start in range(0, len(envelopes), batch):
+        classify_envelopes(classifier, envelopes[start : start + batch])
+    seconds = time.perf_counter() - began
+    return {
+        "classifier": classifier.version,
+        "batch": batch,
+        "seconds": round(seconds, 2),
+        "msgs_per_s": round(len(envelopes) / seconds, 1),
+    }
+
+
+def bench_pipeline(
+    root: Path,
+    messages: int = 5000,
+    classifier: str = "default",
+    classify_batch: int = 256,
+    service_settings: dict[str, str] | None = None,
+    warmup: int = 300,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the four steps (see the module docstring) and return every figure."""
+    say = progress or (lambda _: None)
+    run = uuid.uuid4().hex[:6]
+    sizes = {"warm": warmup, "full": messages, "half": messages}
+    batches = {name: list(drill_envelopes(f"bench{name}-{run}", n)) for name, n in sizes.items()}
+    load = os.getloadavg()
+    say(f"starting the broker and the service (classifier {classifier!r}) in {root}")
+    with LocalStack(root, classifier=classifier, **(service_settings or {})) as stack:
+        say(f"warm-up: {warmup} messages")
+        run_phase(stack, batches["warm"], None)
+        say(f"sustained: {messages} messages, flat out")
+        full = run_phase(stack, batches["full"], None)
+        say("classifier only, in this process")
+        alone = classifier_only(classifier, batches["full"], classify_batch)
+        half_rate = full["msgs_per_s"] / 2
+        say(f"half rate: {messages} messages at {half_rate:.0f}/s")
+        half = run_phase(stack, batches["half"], half_rate)
+        effective = stack.settings
+    return {
+        "messages": messages,
+        "classifier": alone["classifier"],
+        "msgs_per_s": full["msgs_per_s"],
+        "classifier_only_msgs_per_s": alone["msgs_per_s"],
+        "ratio": round(full["msgs_per_s"] / alone["msgs_per_s"], 3),
+        "p50_latency_s": full["p50_latency_s"],
+        "p99_latency_s": full["p99_latency_s"],
+        "half_rate": {**half, "p99_target_s": 2.0, "meets_target": half["p99_latency_s"] <= 2.0},
+        "sustained": full,
+        "classifier_only": alone,
+        "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in load],
+        "settings": {key: getattr(effective, key) for key in REPORTED_SETTINGS},
+    }
+
+
+def text_report(result: dict[str, Any]) -> str:
+    """The figures as a readable table."""
+    full, half, alone = result["sustained"], result["half_rate"], result["classifier_only"]
+    rows = [
+        ("", "sustained", "half rate"),
+        ("messages", full["messages"], half["messages"]),
+        ("offered rate (msg/s)", f"{full['send_msgs_per_s']} (flat out)", half["target_rate"]),
+        ("end-to-end (msg/s)", full["msgs_per_s"], half["msgs_per_s"]),
+        ("latency p50 (s)", full["p50_latency_s"], half["p50_latency_s"]),
+        ("latency p90 (s)", full["p90_latency_s"], half["p90_latency_s"]),
+        ("latency p99 (s)", full["p99_latency_s"], half["p99_latency_s"]),
+        ("latency max (s)", full["max_latency_s"], half["max_latency_s"]),
+        ("inserted_at p50/p99 (s)", f"{full['p50_inserted_s']}/{full['p99_inserted_s']}",
+         f"{half['p50_inserted_s']}/{half['p99_inserted_s']}"),
+        ("mean classify batch", full["service"]["mean_classify_batch"],
+         half["service"]["mean_classify_batch"]),
+        ("mean sink batch", full["service"]["mean_sink_batch"], half["service"]["mean_sink_batch"]),
+        ("offset gaps", full["service"]["offset_gaps"], half["service"]["offset_gaps"]),
+    ]  # fmt: skip
+    width = max(len(str(r[0])) for r in rows) + 2
+    lines = [f"{a!s:<{width}}{b!s:>22}{c!s:>16}" for a, b, c in rows]
+    verdict = "meets" if half["meets_target"] else "misses"
+    lines += [
+        "",
+        f"classifier only ({alone['classifier']}, batch {alone['batch']}, this process): "
+        f"{alone['msgs_per_s']} msg/s",
+        f"pipeline / classifier only: {result['ratio']:.0%}",
+        f"half-rate p99 {half['p99_latency_s']} s {verdict} the 2 s target",
+        f"{result['cores']} cores, load average at start {result['load_average_at_start']}, "
+        f"settings {result['settings']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Hand-written support conversations through the real broker, worker and ClickHouse.
+
+Six tickets (ticket-JSON, read by the product's own connector) cover the model case of a
+mismatch (a customer with suggestions answered with a promotion), a match, a problem met with
+boilerplate, hostile lock-in, and one customer whose second conversation turns into a problem
+relationship. What the stream job stores must equal what the offline analyzer says, and the
+clear-cut cases must come out as a person would label them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest import read_conversations
+from models import Classifier
+from schemas import Envelope
+from stream_jobs.app import classified_records
+from stream_jobs.conversations import summarize_messages
+from stream_jobs.testing import LocalStack
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).parents[1] / "data" / "conversations_flow.json"
+
+
+def test_conversations_mismatch_and_transitions_end_to_end(tmp_path: Path) -> None:
+    envelopes = [r for r in read_conversations(DATA) if isinstance(r, Envelope)]
+    assert len(envelopes) == 14
+    offline = {
+        s.conversation_id: s.as_json()
+        for s in summarize_messages(classified_records(envelopes, Classifier.from_pretrained()))
+    }
+    with LocalStack(tmp_path) as stack:
+        stack.publish(envelopes)
+        stack.wait_for_rows(14)
+        deadline = time.monotonic() + 60
+        stored: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            stored = stack.sql(
+                "SELECT conversation_id, toString(customer_relationship) AS customer_relationship,"
+                " toString(treatment) AS treatment, mismatch, mismatch_kind, turns, "
+                "arrayMap(x -> toString(x), customer_labels) AS customer_labels "
+                "FROM relradar.conversations FINAL ORDER BY conversation_id"
+            )
+            if len(stored) == 6 and all(r["turns"] == offline[str(r["conversation_id"])]["turns"]
+                                        for r in stored):  # fmt: skip
+                break
+            time.sleep(0.5)
+        transitions = stack.sql(
+            "SELECT brand, author, toString(from_label) AS f, toString(to_label) AS t, "
+            "into_problem FROM relradar.transitions FINAL"
+        )
+    for row in stored:
+        want = offline[str(row["conversation_id"])]
+        assert {k: row[k] for k in ("customer_relationship", "treatment", "turns",
+                                     "customer_labels")} == {
+            k: want[k] for k in ("customer_relationship", "treatment", "turns", "customer_labels")
+        }  # fmt: skip
+        assert (bool(row["mismatch"]), row["mismatch_kind"] or None) == (
+            want["mismatch"],
+            want["mismatch_kind"],
+        )
+    kinds = {str(r["conversation_id"]): r["mismatch_kind"] or None for r in stored}
+    assert kinds["ticket:1"] == "partner_treated_as_exchange"  # the model case
+    assert kinds["ticket:2"] is None  # a partner treated as a partner
+    assert kinds["ticket:3"] == "problem_met_with_boilerplate"
+    assert kinds["ticket:5"] == "hostile_treatment"  # lock-in answering a plain question
+    # Customer 7004 at Tunely: an upbeat first ticket, a farewell a week later.
+    [move] = [r for r in transitions if r["author"] == "7004"]
+    assert move["brand"] == "Tunely" and move["t"] == "ex_friends" and move["into_problem"] == 1

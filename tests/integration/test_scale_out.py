@@ -1,0 +1,120 @@
+"""Scale-out: three workers in one consumer group on 8 partitions, one of them stopped mid-stream.
+
+The store-owning service and two more workers (``RELRADAR_STORE_SERVICE`` pointing at it, each
+with its own data dir and HTTP port) share the partitions of a real local broker. Real messages
+stream in at a steady rate; once every worker has classified a share, one extra worker gets
+SIGTERM, the group hands its partitions to the other two, and the stream carries on. At the
+end every message must be stored exactly once with every aggregate in agreement, and the
+per-worker counters say who did what (printed, and kept in ``scale_out.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest import Publisher
+from schemas import Envelope, Topics
+from stream_jobs.chaos import drill_envelopes, http_sql, verify, wait_drained
+from stream_jobs.testing import LocalStack
+
+pytestmark = pytest.mark.integration
+MESSAGES, RATE = 6000, 300.0
+
+
+class Sender(threading.Thread):
+    """Publishes envelopes at a steady rate; ``sent`` is how many the broker has so far."""
+
+    def __init__(self, broker: str, envelopes: list[Envelope]) -> None:
+        super().__init__(daemon=True)
+        self.broker, self.envelopes, self.sent = broker, envelopes, 0
+
+    def run(self) -> None:
+        with Publisher(self.broker, Topics()) as publisher:
+            start = time.monotonic()
+            for i, envelope in enumerate(self.envelopes):
+                publisher.publish(envelope)
+                if i % 50 == 49:
+                    publisher.flush()
+                    self.sent = i + 1
+                ahead = i / RATE - (time.monotonic() - start)
+                if ahead > 0.005:
+                    time.sleep(ahead)
+            publisher.flush()
+            self.sent = len(self.envelopes)
+
+
+def until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)
+
+
+def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Path) -> None:
+    envelopes = list(drill_envelopes("scale", MESSAGES))
+    # Several workers: each sink serves partitions other workers classify into, so a worker's
+    # own sink lag says nothing; the lag guard is off (LocalStack turns it on for one worker).
+    settings = {"partitions": 8, "max_sink_lag": 0}
+    with LocalStack(tmp_path, classifier="lexicon", **settings) as stack:
+        assert stack.broker is not None
+        extra = [stack.start_worker("worker-a"), stack.start_worker("worker-b")]
+        stopped, staying = extra[1], extra[0]
+
+        def stats() -> dict[str, dict[str, Any]]:
+            running = {"owner": stack.get("/stats"), staying.name: staying.get("/stats")}
+            if stopped.process.poll() is None:
+                running[stopped.name] = stopped.get("/stats")
+            return running
+
+        sender = Sender(stack.broker.address, envelopes)
+        sender.start()
+        until(
+            lambda: all(s["classified_out"] > 0 for s in stats().values()) or not sender.is_alive(),
+            180,
+            "the workers never all got a share",
+        )
+        before_stop = stats()
+        sent_at_stop = sender.sent
+        stopped.stop()  # SIGTERM: a graceful leave, its partitions go to the other two
+        sender.join()
+        wait_drained(http_sql(stack.url), "relradar", "chaos-scale", MESSAGES, timeout=240)
+        after = stats()
+        result = verify(http_sql(stack.url), "relradar", "chaos-scale", {e.id for e in envelopes})
+        stopped_exit = stopped.process.returncode
+
+    figures = {
+        "sent_before_stop": sent_at_stop,
+        "before_stop": {k: pick(v) for k, v in before_stop.items()},
+        "after": {k: pick(v) for k, v in after.items()},
+        "result": result,
+    }
+    (tmp_path / "scale_out.json").write_text(json.dumps(figures, indent=2))
+    print("\nscale-out figures:", json.dumps(figures, indent=2))
+
+    # Shared: every worker had classified part of the stream before one of them left.
+    assert set(before_stop) == {"owner", "worker-a", "worker-b"}
+    assert all(s["classified_out"] > 0 for s in before_stop.values()), before_stop
+    assert sent_at_stop < MESSAGES, "the worker stopped only after the stream had ended"
+    assert stopped_exit == 0, stopped.log_tail()
+    # Taken over: what was sent after the stop was read by the two that stayed.
+    grown = sum(after[k]["raw_in"] - before_stop[k]["raw_in"] for k in ("owner", "worker-a"))
+    assert grown >= MESSAGES - sent_at_stop, figures
+    assert all(after[k]["raw_in"] > before_stop[k]["raw_in"] for k in after), figures
+    # Exact: every message stored once, every aggregate equal to what the rows say.
+    assert (result["stored_rows"], result["distinct_ids"]) == (MESSAGES, MESSAGES), result
+    assert result["duplicates"] == result["lost"] == result["unexpected"] == 0
+    assert not any(result["aggregate_mismatches"].values()), result
+    assert all(s["offset_gaps"] == 0 and s["dead_letters"] == 0 for s in after.values()), after
+
+
+def pick(stats: dict[str, Any]) -> dict[str, Any]:
+    keys = ("raw_in", "classified_out", "rows_written", "replays_skipped", "sink_batches",
+            "offset_gaps", "dead_letters", "sink_retries", "alerts_raised")  # fmt: skip
+    return {k: stats.get(k) for k in keys}
