@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VALIDATORS := deploy/validate/node_modules/.installed
 
-.PHONY: install run test lint unit integration train eval bench clean chromium
+.PHONY: install run test lint unit integration train eval bench clean chromium validators
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(VALIDATORS)
 	$(BIN)/pytest -q tests/unit
 
 integration: $(STAMP) chromium
@@ -35,7 +36,17 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-test: lint $(STAMP) chromium
+# The Strimzi and KEDA manifests are checked against their CRDs' schemas, which come in npm
+# packages (deploy/validate/README.md); Debian's nodejs runs them.
+$(VALIDATORS): deploy/validate/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	npm ci --prefix deploy/validate --no-audit --no-fund
+	touch $(VALIDATORS)
+
+validators: $(VALIDATORS)
+
+test: lint $(STAMP) chromium $(VALIDATORS)
 	$(BIN)/pytest -q tests
 
 train: $(STAMP)

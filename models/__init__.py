@@ -1,7 +1,8 @@
 """relradar's relationship classifiers: the interface, the baseline, training and inference.
 
 ``Classifier.from_pretrained`` is the one way the rest of the product gets a classifier; it
-returns the lexicon baseline or a fine-tuned model, which the stream jobs treat alike.
+returns the lexicon baseline or a fine-tuned model, which the stream jobs treat alike; both
+also label agent turns with their treatment of the customer (``treat_envelopes``).
 """
 
 from models.classifier import (
@@ -10,6 +11,7 @@ from models.classifier import (
     ClassifierError,
     Prediction,
     classify_envelopes,
+    treat_envelopes,
 )
 from models.lexicon import LexiconClassifier
 
@@ -20,4 +22,5 @@ __all__ = [
     "LexiconClassifier",
     "Prediction",
     "classify_envelopes",
+    "treat_envelopes",
 ]

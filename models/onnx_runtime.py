@@ -7,7 +7,7 @@ int8 encoder. One single-threaded session per core, fed by a thread pool, beats 
 with a thread per core on these small matrices (measured here: about 1.3x on 2 cores), since
 the cores never wait for each other inside an operator. Probabilities are the softmax of the
 logits divided by the temperature fitted on the dev split, so they are calibrated. The graph's
-second output, the pooled embedding, feeds the treatment head (agent turns) in numpy.
+second output, the pooled embedding, feeds the treatment model's head (agent turns) in numpy.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from models.artifact import ONNX_FILE, POOLED_OUTPUT, read_meta
 from models.base import padded_feed, word_embeddings
 from models.classifier import Classifier, ClassifierError, Prediction
 from models.metrics import softmax
-from models.treatment import TreatmentHead
+from models.treatment import TreatmentModel
 from schemas import LABELS
 
 
@@ -57,7 +57,7 @@ class OnnxClassifier(Classifier):
         self.batch_size = batch_size
         self.temperature = float(meta.get("temperature", 1.0))
         self.embeddings = word_embeddings()
-        self.treatment_head = TreatmentHead.load(path, meta)
+        self.treatment = TreatmentModel.load(path, meta)
         self._outputs = {output.name for output in sessions[0].get_outputs()}
         self._pool = ThreadPoolExecutor(len(sessions)) if len(sessions) > 1 else None
         name, data = meta.get("name", "relradar-minilm"), str(meta.get("data_hash", ""))[:8]
@@ -93,12 +93,19 @@ class OnnxClassifier(Classifier):
             raise ClassifierError(f"{self.path / ONNX_FILE} has no '{POOLED_OUTPUT}' output")
         return self._run(texts, POOLED_OUTPUT, self.embeddings.shape[1])
 
+    def input_mean(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean of each text's token embeddings: what the graph reads, averaged."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        return np.stack([self.embeddings[e.ids].mean(axis=0) for e in encodings])
+
+    def treatment_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """What the treatment head reads: the pooled and the mean input embedding."""
+        return self.embed(texts), self.input_mean(texts)
+
     def predict_treatment(self, texts: Sequence[str]) -> list[Prediction]:
-        if self.treatment_head is None:
-            raise ClassifierError(f"{self.path} has no treatment head")
-        if not texts:
-            return []
-        return self.treatment_head.predictions(self.embed(texts))
+        if self.treatment is None:
+            raise ClassifierError(f"{self.path} has no treatment model")
+        return self.treatment.predictions(texts, self.treatment_features)
 
     def _run(self, texts: Sequence[str], output: str, width: int) -> np.ndarray:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]

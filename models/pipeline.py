@@ -3,7 +3,8 @@
 ``train_and_ship`` is what ``relradar model train`` and ``make train`` run: it rebuilds the
 corpus from the raw labelled files, fine-tunes on the train split with early stopping on dev,
 fits the softmax temperature on dev, scores the held-out test split (synthetic and real
-slices apart), and writes the artifact with its metrics and the corpus hash.
+slices apart), writes the artifact with its metrics and the corpus hash, and refits the
+treatment head on the new encoder.
 """
 
 from __future__ import annotations
@@ -106,4 +107,9 @@ def train_and_ship(
     }
     save_artifact(result.model, tokenizer, out, meta, calibration_texts=calibration(train_items))
     print(f"saved {out}", flush=True)
+    # The treatment head reads this encoder's embeddings, so a new encoder needs a new head.
+    from models.treatment import train_treatment
+
+    treatment = train_treatment(out)
+    print(f"treatment head: dev macro-F1 {treatment['dev_macro_f1']}", flush=True)
     return metrics

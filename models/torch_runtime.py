@@ -3,7 +3,8 @@
 It loads the same artifact as the ONNX path (base word embeddings plus the shipped weights)
 and is what the int8 path is checked against: their labels must agree on a fixed sample, and
 their macro-F1 must stay within a point. It is not the production path; it is the yardstick.
-The treatment head reads its fp32 pooled embedding the way the ONNX path reads the int8 one.
+The treatment model's head reads its fp32 pooled embedding the way the ONNX path reads the
+int8 one; its TF-IDF part reads the text the same way on both paths.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from models.artifact import load_torch_model, logits_and_pooled, read_meta
 from models.classifier import Classifier, ClassifierError, Prediction
 from models.metrics import softmax
-from models.treatment import TreatmentHead
+from models.treatment import TreatmentModel
 from schemas import LABELS
 
 
@@ -27,14 +28,14 @@ class TorchClassifier(Classifier):
         model: Any,
         tokenizer: Any,
         meta: dict[str, Any],
-        treatment_head: TreatmentHead | None = None,
+        treatment: TreatmentModel | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.temperature = float(meta.get("temperature", 1.0))
         self.max_length = int(meta.get("max_length", 128))
-        self.treatment_head = treatment_head
+        self.treatment = treatment
 
     @classmethod
     def load(cls, path: Path) -> TorchClassifier:
@@ -42,7 +43,7 @@ class TorchClassifier(Classifier):
 
         meta = read_meta(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        return cls(load_torch_model(path), tokenizer, meta, TreatmentHead.load(path, meta))
+        return cls(load_torch_model(path), tokenizer, meta, TreatmentModel.load(path, meta))
 
     @property
     def version(self) -> str:
@@ -66,24 +67,35 @@ class TorchClassifier(Classifier):
             for row in probs
         ]
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The fp32 pooled embedding each text's relationship head reads (texts x hidden)."""
+        return self._pooled_and_input(texts)[0]
+
+    def input_mean(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean of each text's token embeddings (the encoder's input, averaged)."""
+        return self._pooled_and_input(texts)[1]
+
+    def _pooled_and_input(self, texts: Sequence[str], batch: int = 64) -> tuple[Any, Any]:
         import torch
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        width = self.model.config.hidden_size
+        pooled = np.zeros((len(texts), width), dtype=np.float32)
+        inputs = np.zeros((len(texts), width), dtype=np.float32)
+        table = self.model.get_input_embeddings()
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
+            for start in range(0, len(order), batch):
+                idx = order[start : start + batch]
                 enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")  # fmt: skip
-                out[idx] = logits_and_pooled(self.model, **enc)[1].float().numpy()
-        return out
+                pooled[idx] = logits_and_pooled(self.model, **enc)[1].float().numpy()
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                summed = (table(enc["input_ids"]) * mask).sum(dim=1)
+                inputs[idx] = (summed / mask.sum(dim=1)).numpy()
+        return pooled, inputs
 
     def predict_treatment(self, texts: Sequence[str]) -> list[Prediction]:
-        if self.treatment_head is None:
-            raise ClassifierError("this model directory has no treatment head")
-        if not texts:
-            return []
-        return self.treatment_head.predictions(self.embed(texts))
+        if self.treatment is None:
+            raise ClassifierError("this model directory has no treatment model")
+        return self.treatment.predictions(texts, self._pooled_and_input)

@@ -1,20 +1,25 @@
-"""The treatment head: how a brand's reply treats the customer, read off the shipped encoder.
+"""The shipped treatment model: how a brand's reply treats the customer.
 
 Agent turns get a *treatment* label in the relationship vocabulary (``docs/treatment.md``).
-Rather than a second network, the shipped relationship model's fine-tuned encoder is reused
-frozen: its mean-pooled embedding (the int8 ONNX graph's second output) feeds a linear head,
-multinomial logistic regression with balanced class weights whose L2 strength is chosen on
-dev macro-F1, then a softmax temperature fitted on dev. The head is a 13 x 384 matrix applied
-in numpy, saved as ``treatment_head.npz`` beside the model, with its labels, temperature,
-metrics and data hash under ``"treatment"`` in ``relradar_model.json``.
+Two parts, both fitted on the train split and calibrated on dev. The *head* reuses the shipped
+relationship model frozen: its mean-pooled embedding (the int8 ONNX graph's second output),
+optionally joined by the mean of its input word embeddings, feeds multinomial logistic
+regression (``treatment_head.npz``). The *TF-IDF model* reads the words alone
+(``models.tfidf.LinearTfidf``, ``treatment_tfidf.npz``). Four variants are scored on dev: the
+head, TF-IDF, their mean and a dev-weighted mean of their calibrated probabilities (a mixture
+gets its own temperature); the best dev macro-F1 ships (ties: dev real-slice accuracy, then
+dev ECE). ``relradar_model.json`` records under ``"treatment"`` the variant, every variant's
+dev figures, the temperatures, the data hash and the encoder hash the head is valid for.
 
-``run_treatment_eval`` scores the head against a TF-IDF + logistic-regression baseline and the
-lexicon's agent-side cues on the same held-out items, written and real apart.
+``run_treatment_eval`` scores the shipped variant, each part alone and the lexicon's agent
+cues on the same held-out items.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,10 +30,26 @@ import numpy as np
 
 from models.classifier import ARTIFACT_FILE, SHIPPED_MODEL, ClassifierError, Prediction
 from models.metrics import Report, evaluate, expected_calibration_error, fit_temperature, softmax
+from models.tfidf import LinearTfidf, fit_linear_tfidf
 from schemas import LABELS, Label
 
-HEAD_FILE = "treatment_head.npz"
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+log = logging.getLogger(__name__)
+HEAD_FILE, TFIDF_FILE = "treatment_head.npz", "treatment_tfidf.npz"
+# Shipped-variant candidates, simplest first (the first wins a full tie), with the head's
+# weights in the mixture each may use; the weighted mean's weight is chosen on dev.
+VARIANTS: dict[str, tuple[float, ...]] = {
+    "head": (1.0,),
+    "tfidf": (0.0,),
+    "ensemble_mean": (0.5,),
+    "ensemble_weighted": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+}
+CHOICE_RULE = "best dev macro-F1; ties: dev real-slice accuracy, then lower dev ECE"
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+REAL_WEIGHTS = (1.0, 2.0)
+# "pooled": the encoder's output only. "pooled+input": also the mean of the token embeddings the
+# encoder reads. Fine-tuning taught the encoder that brand replies are all ``none`` for the
+# relationship label, which blurs their differences in its output; the input side keeps them.
+FEATURES = ("pooled", "pooled+input")
 # docs/treatment.md: hostility, then lock-in (a farewell that comes with an exit fee is still a
 # fence), then the other problem treatments, command, and the bonds by intensity; content
 # (an idea taken up) before tone; any relational signal before boilerplate.
@@ -46,25 +67,34 @@ def resolve_treatment(present: set[Label] | frozenset[Label]) -> Label:
 
 @dataclass(frozen=True)
 class TreatmentHead:
-    """``softmax((x @ weight.T + bias) / temperature)`` over ``LABELS``, x a pooled embedding."""
+    """``softmax((x @ weight.T + bias) / temperature)`` over ``LABELS``.
 
-    weight: np.ndarray  # (labels, hidden)
+    ``x`` is the pooled embedding, followed by the mean input embedding when ``features`` is
+    ``"pooled+input"``.
+    """
+
+    weight: np.ndarray  # (labels, width)
     bias: np.ndarray  # (labels,)
     temperature: float = 1.0
+    features: str = "pooled"
 
-    def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        return np.asarray(embeddings, dtype=np.float32) @ self.weight.T + self.bias
+    @property
+    def reads_input(self) -> bool:
+        return self.features == "pooled+input"
 
-    def predictions(self, embeddings: np.ndarray) -> list[Prediction]:
-        probs = softmax(self.logits(embeddings), self.temperature)
-        return [
-            Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, map(float, row), strict=True)))
-            for row in probs
-        ]
+    def logits(self, pooled: np.ndarray, input_mean: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(pooled, dtype=np.float32)
+        if self.reads_input:
+            if input_mean is None:
+                raise ClassifierError("this treatment head also reads the mean input embedding")
+            x = np.hstack([x, np.asarray(input_mean, dtype=np.float32)])
+        return np.asarray(x @ self.weight.T + self.bias)
+
+    def probabilities(self, pooled: np.ndarray, input_mean: np.ndarray | None = None) -> np.ndarray:
+        return softmax(self.logits(pooled, input_mean), self.temperature)
 
     def save(self, directory: Path) -> None:
-        np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias,
-                 temperature=np.float32(self.temperature))  # fmt: skip
+        np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TreatmentHead | None:
@@ -74,45 +104,192 @@ class TreatmentHead:
             return None
         if entry.get("labels") != [label.value for label in LABELS]:
             raise ClassifierError(f"{directory}: the treatment head's labels differ from the enum")
+        if entry.get("encoder") != encoder_fingerprint(directory):
+            # A head read off other weights would answer confidently and wrongly; the
+            # relationship model must keep working, so the head is left out, loudly.
+            log.warning("%s: the treatment head was fitted on another encoder; "
+                        "run `relradar model treatment train`", directory)  # fmt: skip
+            return None
+        part = entry.get("head", entry)  # artifacts from before the TF-IDF part kept it flat
+        features = str(part.get("features", "pooled"))
+        if features not in FEATURES:
+            raise ClassifierError(f"{directory}: unknown treatment features {features!r}")
         with np.load(directory / HEAD_FILE, allow_pickle=False) as data:
             weight, bias = data["weight"].astype(np.float32), data["bias"].astype(np.float32)
         if weight.shape[0] != len(LABELS) or bias.shape != (len(LABELS),):
             raise ClassifierError(f"{directory}: the treatment head has the wrong shape")
-        return cls(weight, bias, float(entry.get("temperature", 1.0)))
+        return cls(weight, bias, float(part.get("temperature", 1.0)), features)
+
+
+def encoder_fingerprint(directory: Path) -> str:
+    """A hash of the encoder's shipped weights: the head is only valid for these."""
+    from models.artifact import WEIGHTS_FILE
+
+    path = directory / WEIGHTS_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 def fit_head(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    dev_x: np.ndarray,
-    dev_y: np.ndarray,
-    grid: Sequence[float] = C_GRID,
+    inputs: dict[str, np.ndarray],
+    y: np.ndarray,
+    train: np.ndarray,
+    dev: np.ndarray,
+    real: np.ndarray,
     seed: int = 13,
 ) -> tuple[TreatmentHead, dict[str, Any]]:
-    """Balanced logistic regression on standardised embeddings, C chosen on dev macro-F1.
-
-    The standardisation is folded into the weights, so the shipped head reads raw embeddings.
+    """Balanced logistic regression on standardised features; the feature set, C and the
+    weight of real items are chosen on dev macro-F1. ``inputs`` maps a name in ``FEATURES``
+    to its matrix; the standardisation is folded into the weights, so the head reads raw
+    features.
     """
     from sklearn.linear_model import LogisticRegression
 
-    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
-    history: list[dict[str, float]] = []
-    best: tuple[float, float, Any] = (-1.0, 0.0, None)
-    for c in grid:
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
-        model.fit((train_x - mean) / std, train_y)
-        pred = model.predict((dev_x - mean) / std)
-        f1 = evaluate([LABELS[i] for i in dev_y], [LABELS[i] for i in pred]).macro_f1
-        history.append({"C": c, "dev_macro_f1": round(f1, 4)})
-        if f1 > best[0]:
-            best = (f1, c, model)
-    f1, c, model = best
-    weight = np.zeros((len(LABELS), train_x.shape[1]), dtype=np.float32)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, Any, dict[str, Any], np.ndarray, np.ndarray] | None = None
+    for name, x in inputs.items():
+        mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
+        z = (x - mean) / std
+        for real_weight in REAL_WEIGHTS:
+            weights = np.where(real[train], real_weight, 1.0)
+            for c in C_GRID:
+                model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000,
+                                           random_state=seed)  # fmt: skip
+                model.fit(z[train], y[train], sample_weight=weights)
+                pred = model.predict(z[dev])
+                f1 = evaluate([LABELS[i] for i in y[dev]], [LABELS[i] for i in pred]).macro_f1
+                entry = {"features": name, "real_weight": real_weight, "C": c,
+                         "dev_macro_f1": round(f1, 4)}  # fmt: skip
+                history.append(entry)
+                if best is None or f1 > best[0]:
+                    best = (f1, model, entry, mean, std)
+    assert best is not None
+    f1, model, chosen, mean, std = best
+    weight = np.zeros((len(LABELS), mean.shape[0]), dtype=np.float32)
     bias = np.full(len(LABELS), -1e4, dtype=np.float32)  # a label never seen is never chosen
     for row, cls in enumerate(model.classes_):
         weight[cls] = model.coef_[row] / std
         bias[cls] = model.intercept_[row] - float((model.coef_[row] * mean / std).sum())
-    return TreatmentHead(weight, bias), {"C": c, "dev_macro_f1": round(f1, 4), "grid": history}
+    return TreatmentHead(weight, bias, features=chosen["features"]), {**chosen, "grid": history}
+
+
+# Texts -> (pooled embedding, mean input embedding): what the head reads, from one runtime.
+Features = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
+
+
+def mix(
+    p_head: np.ndarray | None, p_tfidf: np.ndarray | None, head_weight: float, temperature: float
+) -> np.ndarray:
+    """``softmax(log(w * p_head + (1 - w) * p_tfidf) / T)``; a part alone when w is 1 or 0."""
+    if head_weight >= 1 and p_head is not None:
+        return p_head
+    if head_weight <= 0 and p_tfidf is not None:
+        return p_tfidf
+    if p_head is None or p_tfidf is None:
+        raise ClassifierError("a treatment mixture needs both parts' probabilities")
+    mixed = head_weight * p_head + (1.0 - head_weight) * p_tfidf
+    return softmax(np.log(np.clip(mixed, 1e-30, None)), temperature)
+
+
+@dataclass(frozen=True)
+class TreatmentModel:
+    """What ``predict_treatment`` runs: the variant recorded in ``relradar_model.json``.
+
+    ``head_weight`` is the head's share of the mixture (1: the head alone, 0: TF-IDF alone);
+    ``temperature`` calibrates the mixture, each part having its own.
+    """
+
+    variant: str
+    head: TreatmentHead | None
+    tfidf: LinearTfidf | None
+    tfidf_temperature: float = 1.0
+    head_weight: float = 1.0
+    temperature: float = 1.0
+
+    def part(self, name: str) -> TreatmentModel:
+        """The head (``"head"``) or the TF-IDF model (``"tfidf"``) alone."""
+        if name not in ("head", "tfidf"):
+            raise ValueError(f"unknown treatment part {name!r}")
+        weight = 1.0 if name == "head" else 0.0
+        return TreatmentModel(name, self.head, self.tfidf, self.tfidf_temperature, weight)
+
+    def probabilities(self, texts: Sequence[str], features: Features) -> np.ndarray:
+        p_head = p_tfidf = None
+        if self.head_weight > 0:
+            if self.head is None:
+                raise ClassifierError(f"treatment variant {self.variant} needs the head")
+            p_head = self.head.probabilities(*features(texts))
+        if self.head_weight < 1:
+            if self.tfidf is None:
+                raise ClassifierError(f"treatment variant {self.variant} needs the TF-IDF part")
+            p_tfidf = softmax(self.tfidf.logits(texts), self.tfidf_temperature)
+        return mix(p_head, p_tfidf, self.head_weight, self.temperature)
+
+    def predictions(self, texts: Sequence[str], features: Features) -> list[Prediction]:
+        if not texts:
+            return []
+        return [
+            Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, map(float, row), strict=True)))
+            for row in self.probabilities(texts, features)
+        ]
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> TreatmentModel | None:
+        """The treatment model saved in a model directory, or None when it has none (or its
+        head, which the variant needs, was fitted on another encoder)."""
+        entry = meta.get("treatment")
+        if not entry:
+            return None
+        if entry.get("labels") != [label.value for label in LABELS]:
+            raise ClassifierError(f"{directory}: the treatment model's labels differ from the enum")
+        variant = str(entry.get("variant", "head"))
+        if variant not in VARIANTS:
+            raise ClassifierError(f"{directory}: unknown treatment variant {variant!r}")
+        head = TreatmentHead.load(directory, meta)
+        part = entry.get("tfidf")
+        tfidf = LinearTfidf.load(directory / str(part["file"])) if part else None
+        weight = float(entry.get("head_weight", 1.0))
+        if weight > 0 and head is None:
+            return None
+        if weight < 1 and tfidf is None:
+            raise ClassifierError(f"{directory}: treatment variant {variant} has no TF-IDF part")
+        tfidf_temperature = float(part.get("temperature", 1.0)) if part else 1.0
+        return cls(variant, head, tfidf, tfidf_temperature, weight,
+                   float(entry.get("temperature", 1.0)))  # fmt: skip
+
+
+def dev_figures(probs: np.ndarray, y: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """What variants are ranked by: macro-F1 over dev, accuracy on its real slice, ECE."""
+    pred = probs.argmax(axis=1)
+    report = evaluate([LABELS[k] for k in y], [LABELS[k] for k in pred])
+    return {
+        "dev_macro_f1": round(report.macro_f1, 4),
+        "dev_real_accuracy": round(float((pred == y)[real].mean()), 4),
+        "dev_ece": round(expected_calibration_error(probs, y), 4),
+    }
+
+
+def _rank(figures: dict[str, float]) -> tuple[float, float, float]:
+    return figures["dev_macro_f1"], figures["dev_real_accuracy"], -figures["dev_ece"]
+
+
+def choose_variant(
+    p_head: np.ndarray, p_tfidf: np.ndarray, y: np.ndarray, real: np.ndarray
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """Every variant's dev figures (each mixture weight's temperature fitted on these same dev
+    items) and the one ``CHOICE_RULE`` picks; the inputs are the parts' calibrated dev
+    probabilities."""
+    variants: dict[str, dict[str, float]] = {}
+    for name, weights in VARIANTS.items():
+        for weight in weights:
+            mixed = weight * p_head + (1.0 - weight) * p_tfidf
+            one_part = weight in (0.0, 1.0)
+            temperature = 1.0 if one_part else fit_temperature(np.log(mixed), y)
+            probs = mix(p_head, p_tfidf, weight, temperature)
+            figures = {**dev_figures(probs, y, real), "head_weight": weight,
+                       "temperature": round(temperature, 4)}  # fmt: skip
+            if name not in variants or _rank(figures) > _rank(variants[name]):
+                variants[name] = figures
+    return max(variants, key=lambda n: _rank(variants[n])), variants
 
 
 def _embedder(model_dir: Path) -> Any:
@@ -122,48 +299,64 @@ def _embedder(model_dir: Path) -> Any:
 
 
 def train_treatment(model_dir: Path = SHIPPED_MODEL) -> dict[str, Any]:
-    """Embed the treatment data with the shipped int8 encoder, fit, calibrate, score, save."""
+    """Fit both parts on train, calibrate them on dev, pick the variant on dev, save; the test
+    figures recorded are the shipped variant's, computed the way ``predict_treatment`` runs."""
     from models.treatment_data import clean, data_hash, load_raw
 
     items, cleaning = clean(load_raw())
     began = time.monotonic()
-    embeddings = _embedder(model_dir).embed([i.text for i in items])
+    runtime = _embedder(model_dir)
+    texts = [i.text for i in items]
+    pooled, input_mean = runtime.embed(texts), runtime.input_mean(texts)
     print(f"embedded {len(items)} items in {time.monotonic() - began:.1f}s", flush=True)
-    index = {label: n for n, label in enumerate(LABELS)}
-    y = np.array([index[i.label] for i in items])
-    part = {s: np.array([i.split == s for i in items]) for s in ("train", "dev", "test")}
-    head, search = fit_head(embeddings[part["train"]], y[part["train"]],
-                            embeddings[part["dev"]], y[part["dev"]])  # fmt: skip
-    dev_logits = head.logits(embeddings[part["dev"]])
-    temperature = fit_temperature(dev_logits, y[part["dev"]])
-    head = TreatmentHead(head.weight, head.bias, temperature)
-    metrics: dict[str, Any] = {
-        **search,
-        "dev_ece_before": round(expected_calibration_error(softmax(dev_logits), y[part["dev"]]), 4),
-        "dev_ece_after": round(
-            expected_calibration_error(softmax(dev_logits, temperature), y[part["dev"]]), 4
-        ),
-    }
-    for source in ("synthetic", "real"):
-        mask = part["test"] & np.array([i.source == source for i in items])
-        probs = softmax(head.logits(embeddings[mask]), temperature)
-        report = evaluate([LABELS[k] for k in y[mask]], [LABELS[k] for k in probs.argmax(1)])
-        metrics[f"test_{source}"] = {
-            **report.as_dict(),
-            "ece": round(expected_calibration_error(probs, y[mask]), 4),
-        }
+    y = np.array([LABELS.index(i.label) for i in items])
+    split = np.array([i.split for i in items])
+    real = np.array([i.source == "real" for i in items])
+    train, dev = split == "train", split == "dev"
+    inputs = {"pooled": pooled, "pooled+input": np.hstack([pooled, input_mean])}
+    head, head_search = fit_head(inputs, y, train, dev, real)
+    head_logits = head.logits(pooled, input_mean)
+    head = TreatmentHead(head.weight, head.bias, fit_temperature(head_logits[dev], y[dev]),
+                         head.features)  # fmt: skip
+    tfidf, tfidf_search = fit_linear_tfidf(texts, y, train, dev, real)
+    tfidf_logits = tfidf.logits(texts)
+    tfidf_temperature = fit_temperature(tfidf_logits[dev], y[dev])
+    print(f"fitted both parts in {time.monotonic() - began:.1f}s", flush=True)
+    p_head = softmax(head_logits, head.temperature)
+    p_tfidf = softmax(tfidf_logits, tfidf_temperature)
+    chosen, variants = choose_variant(p_head[dev], p_tfidf[dev], y[dev], real[dev])
+    weight, temperature = variants[chosen]["head_weight"], variants[chosen]["temperature"]
+    model = TreatmentModel(chosen, head, tfidf, tfidf_temperature, weight, temperature)
+    for search, logits, t in ((head_search, head_logits, head.temperature),
+                              (tfidf_search, tfidf_logits, tfidf_temperature)):  # fmt: skip
+        search["temperature"] = t
+        for when, probs in (("before", softmax(logits[dev])), ("after", softmax(logits[dev], t))):
+            search[f"dev_ece_{when}"] = round(expected_calibration_error(probs, y[dev]), 4)
+    metrics: dict[str, Any] = {"variant": chosen, "dev_macro_f1": variants[chosen]["dev_macro_f1"],
+                               "variants_dev": variants}  # fmt: skip
+    probs = model.probabilities(texts, lambda _: (pooled, input_mean))
+    for name, mask in (("all", split == "test"), ("synthetic", (split == "test") & ~real),
+                       ("real", (split == "test") & real)):  # fmt: skip
+        report = evaluate([LABELS[k] for k in y[mask]], [LABELS[k] for k in probs[mask].argmax(1)])
+        ece = round(expected_calibration_error(probs[mask], y[mask]), 4)
+        metrics[f"test_{name}"] = {**report.as_dict(), "ece": ece}
     head.save(model_dir)
+    tfidf.save(model_dir / TFIDF_FILE)
     meta_file = model_dir / ARTIFACT_FILE
     meta = json.loads(meta_file.read_text())
     meta["treatment"] = {
-        "file": HEAD_FILE,
+        "variant": chosen,
         "labels": [label.value for label in LABELS],
-        "input": "mean-pooled embedding (ONNX output 'pooled'), encoder frozen",
-        "fit": "balanced multinomial logistic regression on int8 embeddings",
+        "head_weight": weight,
         "temperature": temperature,
+        "choice": CHOICE_RULE,
+        "variants_dev": variants,
+        "head": {"file": HEAD_FILE, **head_search},
+        "tfidf": {"file": TFIDF_FILE, **tfidf_search},
         "data_hash": data_hash(items),
+        "encoder": encoder_fingerprint(model_dir),
         "cleaning": cleaning.__dict__,
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
     }
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
     return metrics
@@ -180,30 +373,43 @@ def score(
 
 
 def run_treatment_eval(model_dir: Path = SHIPPED_MODEL) -> dict[str, Any]:
-    """Head (int8 and fp32) vs TF-IDF + LR vs lexicon cues, on test: written and real apart."""
+    """The shipped variant (int8 and fp32 paths) vs the head alone, TF-IDF alone and the
+    lexicon's cues, on all test items, then written and real apart."""
     from models.evaluate import format_confusion, format_table
     from models.lexicon import LexiconClassifier
-    from models.tfidf import TfidfClassifier
     from models.torch_runtime import TorchClassifier
     from models.treatment_data import load_items
 
     items = load_items()
-    train = [i for i in items if i.split == "train"]
-    tfidf = TfidfClassifier.fit([i.text for i in train], [i.label for i in train])
+    onnx = _embedder(model_dir)
+    shipped = onnx.treatment
+    if shipped is None:
+        raise ClassifierError(f"{model_dir} has no usable treatment model")
+    head, tfidf = shipped.part("head"), shipped.part("tfidf")
+    main = f"shipped {shipped.variant} int8"
     models: dict[str, Callable[[list[str]], list[Prediction]]] = {
-        "head int8 (shipped)": _embedder(model_dir).predict_treatment,
-        "head fp32": TorchClassifier.load(model_dir).predict_treatment,
-        "tfidf+logreg": tfidf.predict,
+        main: onnx.predict_treatment,
+        "shipped fp32": TorchClassifier.load(model_dir).predict_treatment,
+        "head alone int8": lambda texts: head.predictions(texts, onnx.treatment_features),
+        "tfidf alone": lambda texts: tfidf.predictions(texts, onnx.treatment_features),
         "lexicon cues": LexiconClassifier().predict_treatment,
     }
     results: dict[str, Any] = {}
-    for source, title in (("synthetic", "written"), ("real", "real")):
-        part = [i for i in items if i.split == "test" and i.source == source]
+    slices = (("all", "all"), ("synthetic", "written"), ("real", "real"))
+    for source, title in slices:
+        part = [i for i in items if i.split == "test" and source in ("all", i.source)]
         reports = {name: score(predict, part) for name, predict in models.items()}
         print(f"\n## Treatment, test split, {title} slice ({len(part)} items)\n")
         print(format_table(reports))
-        for name in ("head int8 (shipped)", "tfidf+logreg"):
-            print(f"\nConfusion matrix, {name}, {title} slice:\n")
-            print(format_confusion(reports[name][0]))
+        if source != "all":
+            print(f"\nConfusion matrix, {main}, {title} slice:\n")
+            print(format_confusion(reports[main][0]))
         results[source] = {n: {**r.as_dict(), "ece": round(e, 4)} for n, (r, e) in reports.items()}
+    print("\n## Summary (test split)\n\n| slice | metric | " + " | ".join(models) + " |")
+    print("|---|---|" + "---|" * len(models))
+    for source, title in slices:
+        for key in ("macro_f1", "accuracy", "ece"):
+            cells = " | ".join(f"{results[source][n][key]:.3f}" for n in models)
+            n = results[source][main]["n"]
+            print(f"| {title} ({n}) | {key.replace('_', '-')} | {cells} |")
     return results

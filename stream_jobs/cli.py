@@ -251,12 +251,46 @@ def db() -> None:
 
 @db.command()
 @common_options
-def migrate(**options: Any) -> None:
+@click.option(
+    "--cluster",
+    help="Cluster name: ON CLUSTER DDL, Replicated and Distributed tables (docs/deploy.md).",
+)
+@click.option("--print", "print_only", is_flag=True, help="Print the DDL; apply nothing.")
+@click.option("--check", is_flag=True, help="Apply nothing; exit 1 while any are pending.")
+def migrate(cluster: str | None, print_only: bool, check: bool, **options: Any) -> None:
     """Apply pending ClickHouse migrations (embedded store must not be in use)."""
-    from stream_jobs.store import Store
+    from schemas.cluster_ddl import (
+        ClusterDDLError,
+        apply_plan,
+        cluster_plan,
+        pending_versions,
+        plan_script,
+        single_plan,
+    )
+    from stream_jobs.store import Store, StoreError
 
-    store = Store.open(make_settings(**options))
-    applied = store.migrate(progress=True)
+    settings = make_settings(**options)
+    retention = (settings.retention_days, settings.text_retention_days)
+    try:
+        plan = cluster_plan(settings.database, cluster, retention) if cluster else None
+    except ClusterDDLError as error:
+        raise click.ClickException(f"no cluster DDL: {error}") from None
+    if print_only:
+        click.echo(plan_script(plan or single_plan(settings.database, retention)), nl=False)
+        return
+    if cluster and not settings.clickhouse_url:
+        raise click.UsageError("--cluster needs a ClickHouse server: set RELRADAR_CLICKHOUSE_URL")
+    store = Store.open(settings)
+    try:
+        if check:
+            pending = pending_versions(store, settings.database)
+            click.echo(f"pending: {pending}" if pending else "up to date")
+            sys.exit(1 if pending else 0)
+        applied = apply_plan(store, plan) if plan else store.migrate(progress=True)
+    except StoreError as error:
+        raise click.ClickException(f"migration failed: {error}") from None
+    finally:
+        store.close()
     click.echo(f"applied: {applied or 'nothing (up to date)'}")
 
 

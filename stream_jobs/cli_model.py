@@ -80,13 +80,13 @@ def eval_cmd(model_dir: Path | None) -> None:
 
 @model.group()
 def treatment() -> None:
-    """The treatment head: how agent turns treat the customer (docs/treatment.md)."""
+    """The treatment model: how agent turns treat the customer (docs/treatment.md)."""
 
 
 @treatment.command("train")
 @click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
 def treatment_train_cmd(model_dir: Path | None) -> None:
-    """Fit the treatment head on the frozen encoder's embeddings, calibrate, save it."""
+    """Fit the head and the TF-IDF part, calibrate, pick the shipped variant on dev, save."""
     from models.classifier import SHIPPED_MODEL
     from models.treatment import train_treatment
 
@@ -97,7 +97,7 @@ def treatment_train_cmd(model_dir: Path | None) -> None:
 @treatment.command("eval")
 @click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
 def treatment_eval_cmd(model_dir: Path | None) -> None:
-    """Score the head, a TF-IDF baseline and the lexicon cues on the held-out treatment items."""
+    """Score the shipped variant, the head and TF-IDF alone and the lexicon cues on test."""
     from models.classifier import SHIPPED_MODEL
     from models.treatment import run_treatment_eval
 

@@ -51,8 +51,14 @@ MISMATCH_RULES: tuple[MismatchRule, ...] = (
     MismatchRule(
         "hostile_treatment",
         ANY_RELATIONSHIP,
-        PROBLEMS,
-        "the brand's replies are hostile, locking in or ending the relationship",
+        frozenset({Label.enemies, Label.captive, Label.love_hate}),
+        "the brand's replies are hostile, or lock the customer in",
+    ),
+    MismatchRule(
+        "written_off",
+        ANY_RELATIONSHIP,
+        frozenset({Label.ex_friends}),
+        "the brand treats the relationship as over: a farewell or a closed door, no recovery",
     ),
     MismatchRule(
         "problem_met_with_boilerplate",

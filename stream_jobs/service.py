@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 from aiohttp import web
@@ -226,6 +227,7 @@ def run_service(
                     None, run_demo, broker, topics, demo_rate, demo_limit, redactor
                 )
 
+        tolerate_late_sync()
         wait_for_broker(broker)
         worker = faust.Worker(
             app,
@@ -243,6 +245,39 @@ def run_service(
             store.close()
         if broker_process is not None:
             broker_process.stop()
+
+
+def tolerate_late_sync(leader_wait_s: float = 0.5) -> None:
+    """Keep a worker whose SyncGroup reaches the local broker after the leader's from wedging.
+
+    The local broker (librdkafka's mock cluster) declares a group stable as soon as the
+    leader's SyncGroup carries every member's assignment, and then answers a follower's own
+    SyncGroup with INVALID_REQUEST, where Kafka answers it with the assignment. aiokafka takes
+    that as fatal and its group coordinator waits forever: a second worker that loses the race
+    never starts. Read as REBALANCE_IN_PROGRESS, it rejoins and the next round settles it; and
+    the leader waits ``leader_wait_s`` after assigning, so followers usually sync first. Kafka
+    never sends that answer there, and the wait is once per rebalance.
+    """
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    if getattr(GroupCoordinator, "tolerates_late_sync", False):
+        return
+    send_req, perform_assignment = GroupCoordinator._send_req, GroupCoordinator._perform_assignment
+
+    async def send(self: GroupCoordinator, request: Any) -> Any:
+        response = await send_req(self, request)
+        if getattr(request, "API_KEY", None) == 14 and response.error_code == 42:  # SyncGroup
+            response.error_code = 27  # INVALID_REQUEST read as REBALANCE_IN_PROGRESS
+        return response
+
+    async def assign(self: GroupCoordinator, response: Any) -> Any:
+        assignment = await perform_assignment(self, response)
+        await asyncio.sleep(leader_wait_s)
+        return assignment
+
+    setattr(GroupCoordinator, "_send_req", send)  # noqa: B010 (a method, replaced on purpose)
+    setattr(GroupCoordinator, "_perform_assignment", assign)  # noqa: B010
+    setattr(GroupCoordinator, "tolerates_late_sync", True)  # noqa: B010
 
 
 def wait_for_broker(bootstrap: str, max_delay: float = 10.0) -> None:

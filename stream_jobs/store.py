@@ -144,6 +144,14 @@ class Store:
             self.insert("schema_migrations", [[m.version, m.name]], ["version", "name"])
             applied.append(m.version)
             log.info("applied migration %d: %s", m.version, m.name)
+        engine = self.rows(
+            "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'messages'",
+            {"db": db},
+        )
+        if engine and engine[0]["engine"] == "Distributed":
+            # On a cluster the TTLs belong on the local tables, where `db migrate --cluster`
+            # sets them; a Distributed table refuses a TTL clause.
+            return applied
         for statement in retention_statements(db, *self.retention):
             # A table without a TTL answers REMOVE TTL with an error; nothing to undo then.
             try:

@@ -75,8 +75,15 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
 
         sender = Sender(stack.broker.address, envelopes)
         sender.start()
+        # Mid-stream: a third of the messages sent, and every worker at work on its share.
         until(
-            lambda: all(s["classified_out"] > 0 for s in stats().values()) or not sender.is_alive(),
+            lambda: (
+                not sender.is_alive()
+                or (
+                    sender.sent >= MESSAGES // 3
+                    and all(s["classified_out"] > 0 for s in stats().values())
+                )
+            ),
             180,
             "the workers never all got a share",
         )

@@ -57,6 +57,7 @@ def test_treatment_is_the_most_frequent_and_ties_go_to_the_later_turn() -> None:
         (L.enemies, L.basic_exchange, "problem_met_with_boilerplate"),
         (L.enemies, L.best_friends, None),
         (L.buddies, L.enemies, "hostile_treatment"),
+        (L.ex_friends, L.ex_friends, "written_off"),
         (L.marriage, L.basic_exchange, "bond_treated_as_exchange"),
         (L.basic_exchange, L.master_servant, "status_mismatch"),
         (L.basic_exchange, L.fling, "overfamiliar"),
