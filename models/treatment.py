@@ -10,9 +10,7 @@ head, TF-IDF, their mean and a dev-weighted mean of their calibrated probabiliti
 gets its own temperature); the best dev macro-F1 ships (ties: dev real-slice accuracy, then
 dev ECE). ``relradar_model.json`` records under ``"treatment"`` the variant, every variant's
 dev figures, the temperatures, the data hash and the encoder hash the head is valid for.
-
-``run_treatment_eval`` scores the shipped variant, each part alone and the lexicon's agent
-cues on the same held-out items.
+``models.treatment_eval`` scores the shipped variant against its parts and the lexicon.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models.classifier import ARTIFACT_FILE, SHIPPED_MODEL, ClassifierError, Prediction
-from models.metrics import Report, evaluate, expected_calibration_error, fit_temperature, softmax
+from models.metrics import evaluate, expected_calibration_error, fit_temperature, softmax
 from models.tfidf import LinearTfidf, fit_linear_tfidf
 from schemas import LABELS, Label
 
@@ -360,56 +358,3 @@ def train_treatment(model_dir: Path = SHIPPED_MODEL) -> dict[str, Any]:
     }
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
     return metrics
-
-
-def score(
-    predict: Callable[[list[str]], list[Prediction]], items: Sequence[Any]
-) -> tuple[Report, float]:
-    predictions = predict([i.text for i in items])
-    report = evaluate([i.label for i in items], [p.label for p in predictions])
-    probs = np.array([[p.scores[label] for label in LABELS] for p in predictions])
-    gold = np.array([LABELS.index(i.label) for i in items])
-    return report, expected_calibration_error(probs, gold)
-
-
-def run_treatment_eval(model_dir: Path = SHIPPED_MODEL) -> dict[str, Any]:
-    """The shipped variant (int8 and fp32 paths) vs the head alone, TF-IDF alone and the
-    lexicon's cues, on all test items, then written and real apart."""
-    from models.evaluate import format_confusion, format_table
-    from models.lexicon import LexiconClassifier
-    from models.torch_runtime import TorchClassifier
-    from models.treatment_data import load_items
-
-    items = load_items()
-    onnx = _embedder(model_dir)
-    shipped = onnx.treatment
-    if shipped is None:
-        raise ClassifierError(f"{model_dir} has no usable treatment model")
-    head, tfidf = shipped.part("head"), shipped.part("tfidf")
-    main = f"shipped {shipped.variant} int8"
-    models: dict[str, Callable[[list[str]], list[Prediction]]] = {
-        main: onnx.predict_treatment,
-        "shipped fp32": TorchClassifier.load(model_dir).predict_treatment,
-        "head alone int8": lambda texts: head.predictions(texts, onnx.treatment_features),
-        "tfidf alone": lambda texts: tfidf.predictions(texts, onnx.treatment_features),
-        "lexicon cues": LexiconClassifier().predict_treatment,
-    }
-    results: dict[str, Any] = {}
-    slices = (("all", "all"), ("synthetic", "written"), ("real", "real"))
-    for source, title in slices:
-        part = [i for i in items if i.split == "test" and source in ("all", i.source)]
-        reports = {name: score(predict, part) for name, predict in models.items()}
-        print(f"\n## Treatment, test split, {title} slice ({len(part)} items)\n")
-        print(format_table(reports))
-        if source != "all":
-            print(f"\nConfusion matrix, {main}, {title} slice:\n")
-            print(format_confusion(reports[main][0]))
-        results[source] = {n: {**r.as_dict(), "ece": round(e, 4)} for n, (r, e) in reports.items()}
-    print("\n## Summary (test split)\n\n| slice | metric | " + " | ".join(models) + " |")
-    print("|---|---|" + "---|" * len(models))
-    for source, title in slices:
-        for key in ("macro_f1", "accuracy", "ece"):
-            cells = " | ".join(f"{results[source][n][key]:.3f}" for n in models)
-            n = results[source][main]["n"]
-            print(f"| {title} ({n}) | {key.replace('_', '-')} | {cells} |")
-    return results

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     classify_batch: int = Field(256, ge=1, description="Messages per classify batch.")
     classify_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch.")
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
-    sink_window_s: float = Field(1.0, gt=0, description="Longest wait to fill an insert.")
+    sink_window_s: float = Field(0.5, gt=0, description="Longest wait to fill an insert.")
     max_sink_lag: int = Field(
         0, ge=0, description="Pause classifying while this many await this worker's sink (0: off)."
     )
@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     app_id: str = Field("relradar", description="Consumer-group id of the stream workers.")
     store_service: str | None = Field(
         None, description="URL of the relradar service holding the store; unset opens it here."
+    )
+    fetch_wait_ms: int = Field(
+        100, ge=1, le=10_000, description="Longest a worker's fetch waits for new data (ms)."
     )
     session_timeout_s: float = Field(
         10.0, ge=1, description="Seconds before a silent worker's partitions go to the others."

@@ -162,6 +162,19 @@ def detect(
     return alerts
 
 
+def complete_hours(
+    hourly: dict[tuple[str, datetime], int], newest: dict[str, datetime], rule: AlertRule
+) -> dict[str, list[datetime]]:
+    """Per brand, the hours to test: within the lookback of its newest hour, which may still
+    be filling and so is left out."""
+    hour = timedelta(hours=1)
+    windows: dict[str, list[datetime]] = {}
+    for brand, bucket in hourly:
+        if newest[brand] - hour * rule.lookback_hours <= bucket < newest[brand]:
+            windows.setdefault(brand, []).append(bucket)
+    return windows
+
+
 def evaluate(store: Store, rule: AlertRule) -> list[Alert]:
     """New alerts for each brand's complete hours within ``lookback_hours`` of its newest.
 
@@ -188,11 +201,7 @@ def evaluate(store: Store, rule: AlertRule) -> list[Alert]:
         if row["label"] in PROBLEMS:
             problems[(row["brand"], row["label"], row["bucket"])] = int(row["n"])
     hour = timedelta(hours=1)
-    windows: dict[str, list[datetime]] = {}
-    for brand, bucket in hourly:
-        # The newest hour may still be filling: only hours before it are complete.
-        if newest[brand] - hour * rule.lookback_hours <= bucket < newest[brand]:
-            windows.setdefault(brand, []).append(bucket)
+    windows = complete_hours(hourly, newest, rule)
     if not windows:
         return []
     earliest = min(min(hours) for hours in windows.values()) - hour * rule.cooldown_hours

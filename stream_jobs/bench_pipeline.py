@@ -7,10 +7,12 @@ service as their own processes, the shipped classifier unless told otherwise), t
    model's first-run allocations) is not counted;
 2. sustained: N real messages (the shipped datasets, re-identified for this run) published as
    fast as the producer goes; throughput is N over the time from the first send to the moment
-   a SQL query first sees all N rows;
+   a SQL query first sees all N rows (also reported from the first rows' arrival on, which
+   leaves out the time the pipeline takes to fill);
 3. classifier only: the same N messages classified in this process by
-   ``Classifier.from_pretrained(spec)``, in batches of the service's ``classify_batch`` (with
-   the codebook's rule for brand replies, as the service does), while the service idles;
+   ``Classifier.from_pretrained(spec)``, in batches of the service's ``classify_batch``, while
+   the service idles: the classify agent's whole model step (relationship of customer turns,
+   treatment of agent turns), and the relationship ``predict`` alone;
 4. half rate: N more messages paced at half the sustained rate, for latency under headroom.
 
 Latency is measured per message as the time it became visible to a SQL query minus the time
@@ -37,6 +39,7 @@ from typing import Any
 from ingest import Publisher
 from models import Classifier, classify_envelopes
 from schemas import Envelope, Topics
+from stream_jobs.app import classified_records
 from stream_jobs.chaos import Sql, drill_envelopes, http_sql
 from stream_jobs.testing import LocalStack
 
@@ -59,6 +62,7 @@ class VisibilityPoller(threading.Thread):
         self.first_seen: dict[int, float] = {}
         self.count = 0
         self.done_at: float | None = None
+        self.first_rows: tuple[float, int] | None = None  # (when, how many) rows first showed
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -76,10 +80,18 @@ class VisibilityPoller(threading.Thread):
             for row in rows:
                 self.first_seen.setdefault(int(row["b"]), asked)
             self.count = sum(int(row["n"]) for row in rows)
+            if self.count and self.first_rows is None:
+                self.first_rows = (asked, self.count)
             if self.count >= self.expect:
                 self.done_at = asked
                 return
             time.sleep(self.poll_s)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -98,6 +110,9 @@ def run_phase(
     sql = http_sql(stack.url)
     source = envelopes[0].source
     before = stack.get("/stats")
+    assert stack.service is not None
+    pids = {"service": stack.service.pid, "broker": stack.broker.process.pid}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     poller = VisibilityPoller(sql, source, len(envelopes), poll_s, timeout)
     sent_at: dict[str, float] = {}
     with Publisher(stack.broker.address, Topics()) as publisher:
@@ -124,7 +139,8 @@ def run_phase(
     )
     visible = [poller.first_seen[int(r["b"])] - sent_at[r["id"]] for r in rows]
     inserted = [int(r["b"]) / 1000 - sent_at[r["id"]] for r in rows]
-    after = stack.get("/stats")
+    after = settled_stats(stack, before, len(envelopes))
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
 
     def moved(key: str) -> int:
         return int(after[key]) - int(before[key])
@@ -133,12 +149,15 @@ def run_phase(
         return round(moved(total) / max(1, moved(count)), 1)
 
     seconds = poller.done_at - first
+    began, shown = poller.first_rows or (first, 0)
+    steady = (len(envelopes) - shown) / max(poller.done_at - began, 1e-9)
     return {
         "messages": len(envelopes),
         "target_rate": round(rate, 1) if rate else None,
         "send_msgs_per_s": round(len(envelopes) / max(sent - first, 1e-9), 1),
         "seconds": round(seconds, 2),
         "msgs_per_s": round(len(envelopes) / seconds, 1),
+        "steady_msgs_per_s": round(steady, 1),
         "p50_latency_s": round(percentile(visible, 50), 3),
         "p90_latency_s": round(percentile(visible, 90), 3),
         "p99_latency_s": round(percentile(visible, 99), 3),
@@ -146,6 +165,9 @@ def run_phase(
         "p50_inserted_s": round(percentile(inserted, 50), 3),
         "p99_inserted_s": round(percentile(inserted, 99), 3),
         "inserts_seen": len({int(r["b"]) for r in rows}),
+        # CPU the processes used while the phase ran, and how many cores that kept busy.
+        "cpu_ms_per_msg": {k: round(1000 * v / len(envelopes), 2) for k, v in cpu.items()},
+        "service_cores_busy": round(cpu["service"] / seconds, 2),
         "service": {
             "classify_batches": moved("classify_batches"),
             "mean_classify_batch": mean("classified_out", "classify_batches"),
@@ -157,19 +179,42 @@ def run_phase(
     }  # fmt: skip
 
 
+def settled_stats(stack: LocalStack, before: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The service's counters once its sink has counted the rows a query already sees."""
+    deadline = time.monotonic() + 10
+    after: dict[str, Any] = stack.get("/stats")
+    while after["rows_written"] - before["rows_written"] < rows and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = stack.get("/stats")
+    return after
+
+
 def classifier_only(spec: str, envelopes: list[Envelope], batch: int) -> dict[str, Any]:
-    """The same messages through the classifier alone, in the service's batch size."""
+    """The same messages through the classifier alone, in the service's batch size.
+
+    Two figures: the classify agent's whole model step (``classified_records``, the function
+    the agent runs: the relationship of customer turns, and the treatment of agent turns when
+    the model has a treatment head), and ``predict`` on the relationship alone.
+    """
     classifier = Classifier.from_pretrained(spec)
-    classify_envelopes(classifier, envelopes[:64])  # first-run allocations are not throughput
-    began = time.perf_counter()
-    for start in range(0, len(envelopes), batch):
-        classify_envelopes(classifier, envelopes[start : start + batch])
-    seconds = time.perf_counter() - began
+    classified_records(envelopes[:64], classifier)  # first-run allocations are not throughput
+
+    def timed(step: Callable[[list[Envelope]], object]) -> tuple[float, float]:
+        began, cpu_began = time.perf_counter(), time.process_time()
+        for start in range(0, len(envelopes), batch):
+            step(envelopes[start : start + batch])
+        return time.perf_counter() - began, time.process_time() - cpu_began
+
+    seconds, cpu = timed(lambda chunk: classified_records(chunk, classifier))
+    relationship_s, _ = timed(lambda chunk: classify_envelopes(classifier, chunk))
     return {
         "classifier": classifier.version,
         "batch": batch,
         "seconds": round(seconds, 2),
         "msgs_per_s": round(len(envelopes) / seconds, 1),
+        "cpu_ms_per_msg": round(1000 * cpu / len(envelopes), 2),
+        "cores_busy": round(cpu / seconds, 2),
+        "relationship_only_msgs_per_s": round(len(envelopes) / relationship_s, 1),
     }
 
 
@@ -206,6 +251,7 @@ def bench_pipeline(
         "msgs_per_s": full["msgs_per_s"],
         "classifier_only_msgs_per_s": alone["msgs_per_s"],
         "ratio": round(full["msgs_per_s"] / alone["msgs_per_s"], 3),
+        "relationship_only_msgs_per_s": alone["relationship_only_msgs_per_s"],
         "p50_latency_s": full["p50_latency_s"],
         "p99_latency_s": full["p99_latency_s"],
         "half_rate": {**half, "p99_target_s": 2.0, "meets_target": half["p99_latency_s"] <= 2.0},
@@ -225,6 +271,7 @@ def text_report(result: dict[str, Any]) -> str:
         ("messages", full["messages"], half["messages"]),
         ("offered rate (msg/s)", f"{full['send_msgs_per_s']} (flat out)", half["target_rate"]),
         ("end-to-end (msg/s)", full["msgs_per_s"], half["msgs_per_s"]),
+        ("from first row on (msg/s)", full["steady_msgs_per_s"], half["steady_msgs_per_s"]),
         ("latency p50 (s)", full["p50_latency_s"], half["p50_latency_s"]),
         ("latency p90 (s)", full["p90_latency_s"], half["p90_latency_s"]),
         ("latency p99 (s)", full["p99_latency_s"], half["p99_latency_s"]),
@@ -235,6 +282,10 @@ def text_report(result: dict[str, Any]) -> str:
          half["service"]["mean_classify_batch"]),
         ("mean sink batch", full["service"]["mean_sink_batch"], half["service"]["mean_sink_batch"]),
         ("offset gaps", full["service"]["offset_gaps"], half["service"]["offset_gaps"]),
+        ("service CPU ms/msg", full["cpu_ms_per_msg"]["service"],
+         half["cpu_ms_per_msg"]["service"]),
+        ("broker CPU ms/msg", full["cpu_ms_per_msg"]["broker"], half["cpu_ms_per_msg"]["broker"]),
+        ("service cores busy", full["service_cores_busy"], half["service_cores_busy"]),
     ]  # fmt: skip
     width = max(len(str(r[0])) for r in rows) + 2
     lines = [f"{a!s:<{width}}{b!s:>22}{c!s:>16}" for a, b, c in rows]
@@ -242,7 +293,9 @@ def text_report(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"classifier only ({alone['classifier']}, batch {alone['batch']}, this process): "
-        f"{alone['msgs_per_s']} msg/s",
+        f"{alone['msgs_per_s']} msg/s, {alone['cpu_ms_per_msg']} CPU ms/msg, "
+        f"{alone['cores_busy']} cores busy (relationship predict alone: "
+        f"{alone['relationship_only_msgs_per_s']} msg/s)",
         f"pipeline / classifier only: {result['ratio']:.0%}",
         f"half-rate p99 {half['p99_latency_s']} s {verdict} the 2 s target",
         f"{result['cores']} cores, load average at start {result['load_average_at_start']}, "

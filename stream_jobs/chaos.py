@@ -24,10 +24,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import Publisher
 from schemas import Envelope, Topics
+
+if TYPE_CHECKING:
+    from stream_jobs.testing import LocalStack
 
 Sql = Callable[[str], list[dict[str, Any]]]
 GRAINS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
@@ -218,17 +221,20 @@ def local_drill(
     root: Path, messages: int, kills: int, rate: float, seed: int | None, classifier: str
 ) -> ChaosReport:
     """The drill on the embedded defaults: broker and service as real local processes."""
-    from stream_jobs.testing import LocalStack
 
     with LocalStack(root, classifier=classifier) as stack:
-        assert stack.broker is not None
-        target = Target(
-            broker=stack.broker.address,
-            sql=http_sql(stack.url),
-            kill=lambda: stack.stop_service(kill=True),
-            restart=stack.start_service,
-        )
-        return drill(target, messages, kills, rate, seed)
+        return drill(local_target(stack), messages, kills, rate, seed)
+
+
+def local_target(stack: LocalStack) -> Target:
+    """A running local stack as a drill target: SIGKILL the service, start it again."""
+    assert stack.broker is not None
+    return Target(
+        broker=stack.broker.address,
+        sql=http_sql(stack.url),
+        kill=lambda: stack.stop_service(kill=True),
+        restart=stack.start_service,
+    )
 
 
 def remote_target(broker: str, http: str, kill_command: str | None, database: str) -> Target:

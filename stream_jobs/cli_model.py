@@ -99,7 +99,7 @@ def treatment_train_cmd(model_dir: Path | None) -> None:
 def treatment_eval_cmd(model_dir: Path | None) -> None:
     """Score the shipped variant, the head and TF-IDF alone and the lexicon cues on test."""
     from models.classifier import SHIPPED_MODEL
-    from models.treatment import run_treatment_eval
+    from models.treatment_eval import run_treatment_eval
 
     run_treatment_eval(model_dir or SHIPPED_MODEL)
 

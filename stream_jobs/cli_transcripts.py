@@ -38,7 +38,12 @@ def transcripts() -> None:
     help="'default', 'lexicon' or a model directory [RELRADAR_CLASSIFIER].",
 )
 @click.option("--batch", type=click.IntRange(1), default=256, show_default=True)
-def analyze(input_path: Path, fmt: str, brand: str | None, classifier: str, batch: int) -> None:
+@click.option(
+    "--summary", is_flag=True, help="Print mismatch rates per brand instead of conversations."
+)
+def analyze(
+    input_path: Path, fmt: str, brand: str | None, classifier: str, batch: int, summary: bool
+) -> None:
     """Print one JSON object per conversation of INPUT; bad ones are reported on stderr."""
     from ingest import read_conversations
     from models import Classifier
@@ -57,8 +62,12 @@ def analyze(input_path: Path, fmt: str, brand: str | None, classifier: str, batc
     for start in range(0, len(envelopes), batch):
         classified.extend(classified_records(envelopes[start : start + batch], model))
     summaries = summarize_messages(classified)
-    for summary in summaries:
-        click.echo(json.dumps(summary.as_json(), ensure_ascii=False))
+    if summary:
+        for row in mismatch_by_brand(summaries):
+            click.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        for one in summaries:
+            click.echo(json.dumps(one.as_json(), ensure_ascii=False))
     for record in dead:
         where = f" ({record.location})" if record.location else ""
         click.echo(f"skipped{where}: {record.reason}", err=True)
@@ -66,3 +75,22 @@ def analyze(input_path: Path, fmt: str, brand: str | None, classifier: str, batc
     report: dict[str, Any] = {"conversations": len(summaries), "mismatched": mismatched,
                               "dead_letters": len(dead)}  # fmt: skip
     click.echo(json.dumps(report), err=True)
+
+
+def mismatch_by_brand(summaries: list[Any]) -> list[dict[str, Any]]:
+    """Per brand (most conversations first): conversations the brand replied to, how many
+    mismatched, the rate, and the kinds."""
+    from collections import Counter, defaultdict
+
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for s in summaries:
+        if s.treatment is not None:
+            groups[s.brand].append(s)
+    rows = []
+    for name, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        kinds = Counter(s.mismatch_kind for s in group if s.mismatch)
+        mismatched = sum(kinds.values())
+        rows.append({"brand": name, "conversations": len(group), "mismatched": mismatched,
+                     "rate": round(mismatched / len(group), 4),
+                     "kinds": dict(kinds.most_common())})  # fmt: skip
+    return rows

@@ -7,9 +7,12 @@ protocol both satisfy): it POSTs the batch as JSON lines of classified messages 
 ``/sink`` route, which runs its own exactly-once ``ClickHouseSink.write`` and answers
 ``{written, replays, conflicts: [{id, reason, index}]}``; a 503 (the owner's store is failing)
 comes back as ``SinkBackpressure`` with the owner's ``Retry-After``, as does an unreachable
-owner, so the worker holds its batch and retries exactly as with a local store. The owner
-serialises every write (its own sink's and each worker's) with ``SerialSink``: the sink looks
-stored ids up before inserting, and two writes interleaving there could both insert one id.
+owner, so the worker holds its batch and retries exactly as with a local store; a refused
+token is retried too (nothing is dead-lettered for a configuration error). Conversation
+summaries go the same way (``POST /sink/conversations``), and ``repair`` to
+``POST /sink/repair``. The owner serialises every write (its own sink's and each worker's)
+with ``SerialSink``: the sink looks stored ids up before inserting, and two writes
+interleaving there could both insert one id.
 """
 
 from __future__ import annotations

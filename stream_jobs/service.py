@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from faust.exceptions import ConsumerNotStarted
 
 from ingest import Publisher, Redactor, read_preset, replay
 from ingest.replay import Record, by_time
@@ -30,6 +31,12 @@ from models import Classifier
 from schemas import DeadLetter, Envelope, Settings, Topics
 from stream_jobs import broker as local_broker
 from stream_jobs.app import create_app
+from stream_jobs.kafka_fixes import (
+    fetch_wait,
+    replay_uncommitted,
+    tolerate_late_sync,
+    wait_for_broker,
+)
 from stream_jobs.logs import logging_config
 from stream_jobs.metrics import Metrics
 from stream_jobs.remote_sink import MAX_REQUEST_BYTES, RemoteSink, SerialSink, Sink
@@ -186,11 +193,15 @@ def run_service(
         redactor = Redactor.from_settings(settings)
         ingest = PublisherIngest(broker, topics, redactor) if store is not None else None
         limits = WebLimits.from_settings(settings)
+
+        def stats() -> dict[str, Any]:
+            return {**counters.as_dict(), "partitions": held_partitions(app)}
+
         http = make_app(
             store,
             reader,
             ingest,
-            counters.as_dict,
+            stats,
             token,
             limits,
             sink=owned,
@@ -228,6 +239,8 @@ def run_service(
                 )
 
         tolerate_late_sync()
+        fetch_wait(settings.fetch_wait_ms)
+        replay_uncommitted({topics.raw, topics.classified})
         wait_for_broker(broker)
         worker = faust.Worker(
             app,
@@ -247,63 +260,16 @@ def run_service(
             broker_process.stop()
 
 
-def tolerate_late_sync(leader_wait_s: float = 0.5) -> None:
-    """Keep a worker whose SyncGroup reaches the local broker after the leader's from wedging.
-
-    The local broker (librdkafka's mock cluster) declares a group stable as soon as the
-    leader's SyncGroup carries every member's assignment, and then answers a follower's own
-    SyncGroup with INVALID_REQUEST, where Kafka answers it with the assignment. aiokafka takes
-    that as fatal and its group coordinator waits forever: a second worker that loses the race
-    never starts. Read as REBALANCE_IN_PROGRESS, it rejoins and the next round settles it; and
-    the leader waits ``leader_wait_s`` after assigning, so followers usually sync first. Kafka
-    never sends that answer there, and the wait is once per rebalance.
-    """
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-
-    if getattr(GroupCoordinator, "tolerates_late_sync", False):
-        return
-    send_req, perform_assignment = GroupCoordinator._send_req, GroupCoordinator._perform_assignment
-
-    async def send(self: GroupCoordinator, request: Any) -> Any:
-        response = await send_req(self, request)
-        if getattr(request, "API_KEY", None) == 14 and response.error_code == 42:  # SyncGroup
-            response.error_code = 27  # INVALID_REQUEST read as REBALANCE_IN_PROGRESS
-        return response
-
-    async def assign(self: GroupCoordinator, response: Any) -> Any:
-        assignment = await perform_assignment(self, response)
-        await asyncio.sleep(leader_wait_s)
-        return assignment
-
-    setattr(GroupCoordinator, "_send_req", send)  # noqa: B010 (a method, replaced on purpose)
-    setattr(GroupCoordinator, "_perform_assignment", assign)  # noqa: B010
-    setattr(GroupCoordinator, "tolerates_late_sync", True)  # noqa: B010
-
-
-def wait_for_broker(bootstrap: str, max_delay: float = 10.0) -> None:
-    """Block until a bootstrap server accepts connections, retrying with backoff.
-
-    The Kafka clients give up on a broker that is away at start; an always-on service waits
-    for it instead (and says so) rather than exiting into a crash loop.
-    """
-    import socket
-    import time
-
-    delay, attempt = 0.5, 0
-    while True:
-        for server in bootstrap.split(","):
-            host, _, port = server.strip().rpartition(":")
-            try:
-                socket.create_connection((host, int(port)), timeout=3).close()
-                if attempt:
-                    print(f"broker {bootstrap} reachable", file=sys.stderr, flush=True)
-                return
-            except (OSError, ValueError):
-                continue
-        attempt += 1
-        log.error("broker %s unreachable (try %d); retry in %.1fs", bootstrap, attempt, delay)
-        time.sleep(delay)
-        delay = min(delay * 2, max_delay)
+def held_partitions(app: faust.App) -> dict[str, list[int]]:
+    """The partitions this worker consumes now, per topic: how the group shares the work."""
+    try:
+        assignment = app.consumer.assignment()
+    except ConsumerNotStarted:
+        return {}  # not in the group yet
+    held: dict[str, list[int]] = {}
+    for tp in sorted(assignment):
+        held.setdefault(tp.topic, []).append(tp.partition)
+    return held
 
 
 def store_path(settings: Settings) -> str:

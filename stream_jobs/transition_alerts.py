@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from stream_jobs.alerts import Alert, AlertRule, alert_id, detect
+from stream_jobs.alerts import Alert, AlertRule, alert_id, complete_hours, detect
 from stream_jobs.store import Store
 
 TRANSITION_TEST = (
@@ -44,11 +44,7 @@ def evaluate_transitions(store: Store, rule: AlertRule) -> list[Alert]:
         newest[row["brand"]] = row["newest"]
         if int(row["x"]):
             entries[(row["brand"], row["label"], bucket)] = int(row["x"])
-    hour = timedelta(hours=1)
-    windows: dict[str, list[datetime]] = {}
-    for brand, bucket in hourly:
-        if newest[brand] - hour * rule.lookback_hours <= bucket < newest[brand]:
-            windows.setdefault(brand, []).append(bucket)
+    windows = complete_hours(hourly, newest, rule)
     if not windows:
         return []
     previous: dict[tuple[str, str], list[datetime]] = defaultdict(list)

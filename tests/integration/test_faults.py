@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from schemas import ClassifiedMessage, Topics
-from stream_jobs.chaos import Target, drill, drill_envelopes, http_sql, verify
+from stream_jobs.chaos import drill, drill_envelopes, http_sql, local_target, verify
 from stream_jobs.testing import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -29,14 +29,7 @@ def rss_mib(pid: int) -> float:
 
 def test_three_sigkills_mid_stream_lose_and_double_nothing(tmp_path: Path) -> None:
     with LocalStack(tmp_path, classifier="lexicon") as stack:
-        assert stack.broker is not None
-        target = Target(
-            broker=stack.broker.address,
-            sql=http_sql(stack.url),
-            kill=lambda: stack.stop_service(kill=True),
-            restart=stack.start_service,
-        )
-        report = drill(target, messages=5000, kills=3, rate=700, seed=11)
+        report = drill(local_target(stack), messages=5000, kills=3, rate=700, seed=11)
         # The classified topic holds more records than were sent when a kill caught the worker
         # between publishing and committing: the replays the sink had to collapse were real.
         classified = stack.read_topic(Topics().classified, expect=10**6, timeout=20)

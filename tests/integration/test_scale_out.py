@@ -73,15 +73,20 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
                 running[stopped.name] = stopped.get("/stats")
             return running
 
+        # Sending starts while the group may still be rebalancing: the first messages of a
+        # partition, fetched before its first offset commit, are the ones a rebalance used to
+        # skip (kafka_fixes.replay_uncommitted).
         sender = Sender(stack.broker.address, envelopes)
         sender.start()
-        # Mid-stream: a third of the messages sent, and every worker at work on its share.
+        # Mid-stream: a third of the messages sent, the partitions shared by all three, and
+        # every worker at work on its share.
         until(
             lambda: (
                 not sender.is_alive()
                 or (
                     sender.sent >= MESSAGES // 3
-                    and all(s["classified_out"] > 0 for s in stats().values())
+                    and shared(now := stats())
+                    and all(s["classified_out"] > 0 for s in now.values())
                 )
             ),
             180,
@@ -97,6 +102,8 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
         stopped_exit = stopped.process.returncode
 
     figures = {
+        "raw_partitions_before_stop": {k: raw(v) for k, v in before_stop.items()},
+        "raw_partitions_after": {k: raw(v) for k, v in after.items()},
         "sent_before_stop": sent_at_stop,
         "before_stop": {k: pick(v) for k, v in before_stop.items()},
         "after": {k: pick(v) for k, v in after.items()},
@@ -106,11 +113,13 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
     print("\nscale-out figures:", json.dumps(figures, indent=2))
 
     # Shared: every worker had classified part of the stream before one of them left.
-    assert set(before_stop) == {"owner", "worker-a", "worker-b"}
+    assert set(before_stop) == {"owner", "worker-a", "worker-b"} and shared(before_stop)
     assert all(s["classified_out"] > 0 for s in before_stop.values()), before_stop
     assert sent_at_stop < MESSAGES, "the worker stopped only after the stream had ended"
     assert stopped_exit == 0, stopped.log_tail()
-    # Taken over: what was sent after the stop was read by the two that stayed.
+    # Taken over: the stopped worker's partitions now belong to the two that stayed, and
+    # what was sent after the stop was read by them.
+    assert raw(before_stop["worker-b"]) and shared(after), figures
     grown = sum(after[k]["raw_in"] - before_stop[k]["raw_in"] for k in ("owner", "worker-a"))
     assert grown >= MESSAGES - sent_at_stop, figures
     assert all(after[k]["raw_in"] > before_stop[k]["raw_in"] for k in after), figures
@@ -119,6 +128,16 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
     assert result["duplicates"] == result["lost"] == result["unexpected"] == 0
     assert not any(result["aggregate_mismatches"].values()), result
     assert all(s["offset_gaps"] == 0 and s["dead_letters"] == 0 for s in after.values()), after
+
+
+def raw(stats: dict[str, Any]) -> list[int]:
+    return list(stats.get("partitions", {}).get(Topics().raw, []))
+
+
+def shared(workers: dict[str, dict[str, Any]]) -> bool:
+    """Every raw partition held by exactly one of these workers, and each holding some."""
+    held = [p for stats in workers.values() for p in raw(stats)]
+    return sorted(held) == list(range(8)) and all(raw(stats) for stats in workers.values())
 
 
 def pick(stats: dict[str, Any]) -> dict[str, Any]:

@@ -155,3 +155,29 @@ def test_every_mismatch_rule_is_documented() -> None:
 
     doc = (Path(__file__).parents[2] / "docs" / "conversations.md").read_text()
     assert [r.kind for r in MISMATCH_RULES if f"| `{r.kind}` |" not in doc] == []
+
+
+def test_transcripts_analyze_prints_one_object_per_conversation() -> None:
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from stream_jobs.cli import main
+
+    data = Path(__file__).parents[1] / "data" / "conversations_flow.json"
+    result = CliRunner().invoke(main, ["transcripts", "analyze", "--input", str(data)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["conversation_id"] for r in rows] == [f"ticket:{i}" for i in range(1, 7)]
+    first = rows[0]
+    assert set(first) >= {"conversation_id", "customer_relationship", "treatment", "mismatch",
+                          "mismatch_kind", "customer_labels"}  # fmt: skip
+    assert first["customer_relationship"] == "business_partner"
+    assert (first["mismatch"], first["mismatch_kind"]) == (True, "partner_treated_as_exchange")
+    summary = CliRunner().invoke(
+        main, ["transcripts", "analyze", "--input", str(data), "--summary"]
+    )
+    by_brand = {json.loads(line)["brand"]: json.loads(line) for line in summary.stdout.splitlines()}
+    assert by_brand["Freshbasket"]["conversations"] == 2
+    assert by_brand["Freshbasket"]["kinds"] == {"partner_treated_as_exchange": 1}
