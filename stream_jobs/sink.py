@@ -2,11 +2,10 @@
 
 ``ClickHouseSink.write(batch)`` stores every message of a batch whose id is not stored yet, and
 only those: ids are looked up first, so a batch replayed after a crash (offsets are committed
-only after the write) or a message classified twice collapses to one row. Each insert carries
-a deduplication token from its ids, noted in ``sink_batches`` before the insert; ``repair()``
-re-sends the latest noted batches whole with their tokens, which ClickHouse skips in the table
-but completes in any materialized view a crash cut short (a view's block is deduplicated by
-its own token too), so the aggregates stay exact as well. A failing write raises
+only after the write) or a message classified twice collapses to one row. Each batch's ids are
+noted in ``sink_batches`` before the insert; ``repair()``, run at start, completes the counts
+and the author timeline for the keys of the latest noted batches, which a crash between the
+table's part and its views' parts may have left short. A failing write raises
 ``SinkBackpressure`` with a ``retry_after``; labels are validated first because an unknown
 Enum value would be stored as 0.
 """
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import LABELS, MESSAGE_COLUMNS, ClassifiedMessage, Label, Role
+from schemas.ddl import GRAINS
 from stream_jobs.conversations import ConversationSummary
 from stream_jobs.store import Store, StoreError
 from stream_jobs.trajectories import update_transitions
@@ -208,12 +208,14 @@ class ClickHouseSink:
             raise SinkBackpressure(str(error), self.base_retry) from error
 
     def repair(self, batches: int = REPAIR_BATCHES) -> int:
-        """Re-send the latest noted batches with their tokens; returns how many were whole.
+        """Complete the aggregates of the latest noted batches; returns the rows added.
 
-        A batch whose rows are stored is inserted again as it was: the table skips it, and a
-        view that missed it (a crash between the table's part and the view's) gets it now.
-        A batch with no stored rows never reached the table; its messages come back from the
-        topic, whose offsets were not committed.
+        A crash between the table's part and its views' parts leaves the views short. For the
+        keys the latest noted batches touched, each count table is compared with what the
+        stored messages say and the missing counts are added (and the author timeline gets its
+        missing rows). Re-sending the batch with its token would not do: the table's
+        deduplication log is not guaranteed to survive a SIGKILL, and then the re-send doubles
+        rows (seen in the fault tests). Run before the worker writes anything new.
         """
         db = self.store.database
         noted = self.store.rows(
@@ -221,29 +223,50 @@ class ClickHouseSink:
             "ORDER BY max(written_at) DESC LIMIT {n:UInt32}",
             {"n": batches},
         )
-        columns = ", ".join(MESSAGE_COLUMNS)
-        resent = 0
-        for batch in noted:
-            ids: list[str] = list(batch["ids"])
-            found = self.store.rows(
-                f"SELECT {columns} FROM {db}.messages WHERE id IN {{ids:Array(String)}}",
+        ids = sorted({i for batch in noted for i in batch["ids"]})
+        if not ids:
+            return 0
+        added = 0
+        keys = "bucket, brand, label, source, kind"
+        for grain, fn in GRAINS.items():
+            bucket = f"{fn}(toDateTime(created_at, 'UTC'))"
+            touched = (
+                f"SELECT {bucket} AS bucket, brand, label, source, kind FROM {db}.messages "
+                "WHERE id IN {ids:Array(String)}"
+            )
+            missing = self.store.rows(
+                f"SELECT {keys}, m.c - a.s AS missing FROM ("
+                f"SELECT {bucket} AS bucket, brand, label, source, kind, count() AS c "
+                f"FROM {db}.messages WHERE ({keys}) IN ({touched}) GROUP BY {keys}) AS m "
+                f"LEFT JOIN (SELECT {keys}, sum(messages) AS s FROM {db}.counts_{grain} "
+                f"WHERE ({keys}) IN ({touched}) GROUP BY {keys}) AS a USING ({keys}) "
+                "WHERE m.c != a.s",
                 {"ids": ids},
             )
-            if not found:
-                continue
-            if len(found) != len(ids):
-                log.error(
-                    "batch %s: %d of %d rows stored", batch["token"][:12], len(found), len(ids)
-                )
-                continue
-            order = {i: n for n, i in enumerate(ids)}
-            found.sort(key=lambda r: order[r["id"]])
-            self._insert_rows([[r[c] for c in MESSAGE_COLUMNS] for r in found], batch["token"])
-            update_transitions(
-                self.store, {(r["brand"], r["author"]) for r in found if r["role"] == "customer"}
-            )
-            resent += 1
-        return resent
+            fixes = [[r[k] for k in keys.split(", ")] + [r["missing"]] for r in missing
+                     if r["missing"] > 0]  # fmt: skip
+            if len(fixes) != len(missing):
+                log.error("counts_%s holds more than the stored messages for some keys", grain)
+            if fixes:
+                self.store.insert(f"counts_{grain}", fixes, [*keys.split(", "), "messages"])
+                added += sum(int(f[-1]) for f in fixes)
+        timeline = f"SELECT count() AS n FROM {db}.author_labels"
+        before = int(self.store.rows(timeline)[0]["n"])
+        self.store.rows(
+            f"INSERT INTO {db}.author_labels SELECT brand, author, created_at, id, label, "
+            f"conversation_id, source, kind FROM {db}.messages WHERE id IN {{ids:Array(String)}} "
+            "AND author != '' AND role = 'customer' AND id NOT IN "
+            f"(SELECT id FROM {db}.author_labels WHERE id IN {{ids:Array(String)}})",
+            {"ids": ids},
+        )
+        added += int(self.store.rows(timeline)[0]["n"]) - before
+        found = self.store.rows(
+            f"SELECT DISTINCT brand, author FROM {db}.messages WHERE id IN {{ids:Array(String)}} "
+            "AND role = 'customer' AND author != ''",
+            {"ids": ids},
+        )
+        update_transitions(self.store, {(r["brand"], r["author"]) for r in found})
+        return added
 
 
 def customers(batch: Sequence[ClassifiedMessage]) -> set[tuple[str, str]]:
