@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     )
     classify_batch: int = Field(256, ge=1, description="Messages per classify batch.")
     classify_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch.")
+    classify_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Classify batches in flight: the next is taken while the last is published "
+        "(1: one at a time).",
+    )
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_window_s: float = Field(0.5, gt=0, description="Longest wait to fill an insert.")
     max_sink_lag: int = Field(

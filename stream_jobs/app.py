@@ -1,17 +1,19 @@
 """The faust-streaming app: the classify agent and the ClickHouse sink agent.
 
 ``classify`` takes raw envelopes in batches (``stream.take_events``), validates each (bad
-ones go to the dead-letter topic with the reason), classifies the batch off the event loop,
-and emits classified records keyed like their input. ``sink`` takes classified records in
-larger batches and writes them to ClickHouse, retrying with backoff while the store fails;
-events are acknowledged (and so their offsets committed) only after their batch is done.
-Both agents report offset gaps: the local broker silently drops old data when a consumer
-falls more than ~5 MiB per partition behind, and that must never pass unnoticed.
+ones go to the dead-letter topic with the reason), classifies the batch off the event loop
+while it takes the next (``InFlight``), and emits classified records keyed like their input.
+``sink`` takes classified records in larger batches and writes them to ClickHouse, retrying
+with backoff while the store fails. Events are acknowledged (and so their offsets committed)
+only after their batch is done. Both agents report offset gaps: the local broker silently
+drops old data when a consumer falls more than ~5 MiB per partition behind, and that must
+never pass unnoticed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -31,6 +33,7 @@ from schemas.envelope import describe_error
 from stream_jobs.alert_delivery import deliver, parse_targets
 from stream_jobs.alerts import Alert, AlertRule, evaluate, store_alerts
 from stream_jobs.conversation_agent import add_conversation_agent
+from stream_jobs.inflight import InFlight
 from stream_jobs.metrics import Metrics
 from stream_jobs.remote_sink import Sink
 from stream_jobs.sink import SinkBackpressure, SinkError, WriteResult
@@ -231,38 +234,52 @@ def create_app(
                     )
             return done
 
-    async def wait_for_sink() -> None:
+    async def wait_for_sink(inflight: InFlight) -> None:
         # Backpressure for a single worker on the local broker: a sink that falls more than
-        # ~5 MiB behind on a partition loses data there, so classifying waits for it.
+        # ~5 MiB behind on a partition loses data there, so classifying waits for it. Batches
+        # still being classified count as behind already.
         while settings.max_sink_lag and (
-            counters.classified_out - counters.sink_seen > settings.max_sink_lag
+            counters.classified_out + inflight.items - counters.sink_seen > settings.max_sink_lag
         ):
             await asyncio.sleep(0.02)
+
+    async def classify_and_publish(envelopes: list[Envelope], inflight: InFlight) -> None:
+        async with inflight.model:
+            started = time.perf_counter()
+            records = await classify_safely(envelopes)
+            metrics.classified(time.perf_counter() - started, len(envelopes))
+        async with inflight.publishing:
+            await publish(
+                classified, ((r.key.encode(), r.model_dump_json().encode()) for r in records)
+            )
+        counters.classified_out += len(records)
+        counters.classify_batches += 1
+        metrics.moved("classify", "out", len(records))
 
     @app.agent(raw, name="classify")
     async def classify(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         # Third parties write to the raw topic too: their records are redacted here.
         redactor = Redactor.from_settings(settings)
-        async for events in stream.take_events(settings.classify_batch, settings.classify_window_s):
-            envelopes, bad = split_events(events, parse_raw, gaps)
-            envelopes, bad = redactor.envelopes(envelopes), redactor.dead_letters(bad)
-            counters.raw_in += len(events)
-            metrics.moved("classify", "in", len(events))
-            metrics.batch_size.labels("classify").observe(len(events))
-            if bad:
-                await send_dead(bad)
-            if not envelopes:
-                continue
-            await wait_for_sink()
-            started = time.perf_counter()
-            records = await classify_safely(envelopes)
-            metrics.classified(time.perf_counter() - started, len(envelopes))
-            await publish(
-                classified, ((r.key.encode(), r.model_dump_json().encode()) for r in records)
-            )
-            counters.classified_out += len(records)
-            counters.classify_batches += 1
-            metrics.moved("classify", "out", len(records))
+        inflight = InFlight(settings.classify_in_flight)
+        try:
+            async for events in stream.take_events(
+                settings.classify_batch, settings.classify_window_s
+            ):
+                envelopes, bad = split_events(events, parse_raw, gaps)
+                envelopes, bad = redactor.envelopes(envelopes), redactor.dead_letters(bad)
+                counters.raw_in += len(events)
+                metrics.moved("classify", "in", len(events))
+                metrics.batch_size.labels("classify").observe(len(events))
+                if bad:
+                    await send_dead(bad)
+                if not envelopes:
+                    continue
+                await wait_for_sink(inflight)
+                await inflight.submit(
+                    events, functools.partial(classify_and_publish, envelopes, inflight)
+                )
+        finally:
+            inflight.cancel()
 
     async def write_with_retry(batch: list[ClassifiedMessage]) -> WriteResult:
         loop = asyncio.get_running_loop()
