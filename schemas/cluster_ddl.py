@@ -16,7 +16,7 @@ form this module does not know raises ``ClusterDDLError`` instead of being guess
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,8 +74,9 @@ class Executor(Protocol):
     ) -> None: ...
 
 
-def _closing(text: str, start: int) -> int:
-    """Index of the parenthesis closing the one at ``start`` (quotes and backticks skipped)."""
+def _depths(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) of every character outside quotes and
+    backticks; what is inside them (escapes included) is skipped."""
     depth, i, quote = 0, start, ""
     while i < len(text):
         ch = text[i]
@@ -86,42 +87,25 @@ def _closing(text: str, start: int) -> int:
                 quote = ""
         elif ch in "'`\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            depth += (ch == "(") - (ch == ")")
+            yield i, ch, depth
         i += 1
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the parenthesis closing the one at ``start`` (quotes and backticks skipped)."""
+    for i, ch, depth in _depths(text, start):
+        if ch == ")" and depth == 0:
+            return i
     raise ClusterDDLError(f"unbalanced parentheses in: {text.strip()[:80]}")
 
 
 def split_top_level(text: str) -> list[str]:
     """``text`` split at commas outside parentheses and quotes, each part stripped."""
-    parts, depth, quote, current = [], 0, "", []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        current.append(ch)
-        if quote:
-            if ch == "\\" and i + 1 < len(text):
-                current.append(text[i + 1])
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            current.pop()
-            parts.append("".join(current).strip())
-            current = []
-        i += 1
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    cuts = [i for i, ch, depth in _depths(text) if ch == "," and depth == 0]
+    bounds = zip([-1, *cuts], [*cuts, len(text)], strict=True)
+    return [part for a, b in bounds if (part := text[a + 1 : b].strip())]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,17 +81,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.service.poll() is not None:
-                raise RuntimeError(f"service exited {self.service.returncode}: {self.log_tail()}")
-            try:
-                if self.get("/health")["status"] == "ok":
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"service not healthy in {timeout:.0f}s: {self.log_tail()}")
+        wait_healthy("service", self.service, self.get, self.log_tail, timeout)
 
     def stop_service(self, kill: bool = False) -> None:
         if self.service and self.service.poll() is None:
@@ -237,6 +227,27 @@ class LocalStack:
         return values
 
 
+def wait_healthy(
+    name: str,
+    process: subprocess.Popen[bytes],
+    get: Callable[[str], Any],
+    log_tail: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Wait until a started process answers ``/health`` with ok; raise if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited {process.returncode}: {log_tail()}")
+        try:
+            if get("/health")["status"] == "ok":
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{name} not healthy in {timeout:.0f}s: {log_tail()}")
+
+
 @dataclass
 class Worker:
     """An extra worker process of a ``LocalStack`` (``start_worker``)."""
@@ -251,17 +262,7 @@ class Worker:
             return json.loads(response.read())
 
     def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited: {self.log_tail()}")
-            try:
-                if self.get("/health")["status"] == "ok":
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"worker {self.name} not healthy in {timeout:.0f}s: {self.log_tail()}")
+        wait_healthy(f"worker {self.name}", self.process, self.get, self.log_tail, timeout)
 
     def stop(self, kill: bool = False) -> None:
         """SIGTERM (a graceful leave: the group hands its partitions on) or SIGKILL."""

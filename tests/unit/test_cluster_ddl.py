@@ -38,6 +38,7 @@ from schemas.cluster_ddl import (
     pending_versions,
     plan_script,
     single_plan,
+    split_top_level,
 )
 
 CLUSTER = "relradar"
@@ -428,3 +429,14 @@ if __name__ == "__main__":
     work = Path(sys.argv[1])
     result = run_cluster_child(str(work), json.loads((work / "queries.json").read_text()))
     (work / "result.json").write_text(json.dumps(result))
+
+
+def test_top_level_split_ignores_commas_in_parentheses_quotes_and_escapes() -> None:
+    text = "a Map(String, UInt8), b String DEFAULT 'x, (y', c `odd,name` Int8, d 'it\\'s, ok'"
+    assert split_top_level(text) == [
+        "a Map(String, UInt8)",
+        "b String DEFAULT 'x, (y'",
+        "c `odd,name` Int8",
+        "d 'it\\'s, ok'",
+    ]
+    assert split_top_level(" , a ,, ") == ["a"]
