@@ -5,14 +5,16 @@ into small batches so padding stays short; each batch's word embeddings are look
 base model's table (the artifact's ONNX graph starts after that lookup) and run through the
 int8 encoder. One single-threaded session per core, fed by a thread pool, beats one session
 with a thread per core on these small matrices (measured here: about 1.3x on 2 cores), since
-the cores never wait for each other inside an operator. Probabilities are the softmax of the
-logits divided by the temperature fitted on the dev split, so they are calibrated. The graph's
-second output, the pooled embedding, feeds the treatment model's head (agent turns) in numpy.
+the cores never wait for each other inside an operator; each session takes the next batch
+when it is free. Probabilities are the softmax of the logits divided by the temperature fitted
+on the dev split, so they are calibrated. The graph's second output, the pooled embedding,
+feeds the treatment model's head (agent turns) in numpy.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,10 +115,18 @@ class OnnxClassifier(Classifier):
         out = np.zeros((len(texts), width), dtype=np.float32)
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         workers = len(self.sessions)
+        # Each session pulls the next batch when it is free, longest first: with a fixed split,
+        # a session slowed by other work on the machine left the other idle at the end.
+        pending = iter(batches[::-1])
+        lock = threading.Lock()
 
         def run(worker: int) -> None:
             session = self.sessions[worker]
-            for idx in batches[worker::workers]:
+            while True:
+                with lock:
+                    idx = next(pending, None)
+                if idx is None:
+                    return
                 feed = padded_feed(ids, idx, self.embeddings)
                 out[idx] = session.run([output], feed)[0]
 
