@@ -183,6 +183,12 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         # A killed worker holds its partitions until its session expires: keep that short.
         broker_session_timeout=settings.session_timeout_s,
+        # At a rebalance faust otherwise waits, without a time limit, for every event it has
+        # handed out to be acked; once an agent held a batch through it, the worker missed the
+        # rejoin and sat out of the group (seen in the scale-out test). Every stage here is
+        # idempotent (the sink collapses replays, conversation turns are kept by index), so
+        # unfinished events are simply read again by the partition's next owner.
+        stream_wait_empty=False,
         producer_max_request_size=4 * 1024 * 1024,
     )
     counters = Counters()
