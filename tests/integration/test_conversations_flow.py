@@ -48,10 +48,15 @@ def test_conversations_mismatch_and_transitions_end_to_end(tmp_path: Path) -> No
                                         for r in stored):  # fmt: skip
                 break
             time.sleep(0.5)
-        transitions = stack.sql(
-            "SELECT brand, author, toString(from_label) AS f, toString(to_label) AS t, "
-            "into_problem FROM relradar.transitions FINAL"
-        )
+        # The sink computes transitions after it has inserted a batch's rows, so the rows (and
+        # the conversations) can be visible a moment before the transitions are.
+        transitions: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not any(r["author"] == "7004" for r in transitions):
+            transitions = stack.sql(
+                "SELECT brand, author, toString(from_label) AS f, toString(to_label) AS t, "
+                "into_problem FROM relradar.transitions FINAL"
+            )
+            time.sleep(0.2)
     for row in stored:
         want = offline[str(row["conversation_id"])]
         assert {k: row[k] for k in ("customer_relationship", "treatment", "turns",
