@@ -227,6 +227,18 @@ class LocalStack:
         return values
 
 
+class FakeIngest:
+    """Stands in for the broker behind ``POST /ingest``: keeps what it was handed."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.dead: list[DeadLetter] = []
+
+    def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None:
+        self.envelopes += envelopes
+        self.dead += dead
+
+
 def wait_healthy(
     name: str,
     process: subprocess.Popen[bytes],

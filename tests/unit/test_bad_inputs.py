@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ingest import ColumnMapping, PushError, Redactor, parse_push, read_file
 from schemas import DeadLetter, Envelope, parse_envelope
+from stream_jobs.testing import FakeIngest
 from stream_jobs.web import WebLimits, make_app
 from tests.bad_inputs import (
     ACCEPTED,
@@ -142,16 +143,6 @@ def test_dead_letters_carry_no_pii_once_redacted() -> None:
     for secret in (EMAIL, PHONE, CARD, "4111111111111111"):
         assert secret not in redacted.raw
     assert "[EMAIL]" in redacted.raw and "#123456789" in redacted.raw
-
-
-class FakeIngest:
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.dead: list[DeadLetter] = []
-
-    def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None:
-        self.envelopes += envelopes
-        self.dead += dead
 
 
 LIMITS = WebLimits(max_request_bytes=4_000_000, max_push_items=200, rate_per_s=0)

@@ -11,20 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from schemas import DeadLetter, Envelope, Settings
+from schemas import Settings
 from stream_jobs.sqlguard import QueryRefused, check_read_only
 from stream_jobs.store import Store
+from stream_jobs.testing import FakeIngest
 from stream_jobs.web import make_app
-
-
-class FakeIngest:
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.dead: list[DeadLetter] = []
-
-    def publish_and_flush(self, envelopes: list[Envelope], dead: list[DeadLetter]) -> None:
-        self.envelopes += envelopes
-        self.dead += dead
 
 
 @pytest.fixture(scope="module")
