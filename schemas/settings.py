@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     )
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_window_s: float = Field(0.5, gt=0, description="Longest wait to fill an insert.")
+    sink_backlog_window_s: float = Field(
+        2.0,
+        gt=0,
+        description="Longest wait to fill an insert while the classifier has a backlog (its "
+        "batches come full): fewer inserts leave more CPU to the model.",
+    )
     max_sink_lag: int = Field(
         0, ge=0, description="Pause classifying while this many await this worker's sink (0: off)."
     )

@@ -33,6 +33,7 @@ from schemas.envelope import describe_error
 from stream_jobs.alert_delivery import deliver, parse_targets
 from stream_jobs.alerts import Alert, AlertRule, evaluate, store_alerts
 from stream_jobs.conversation_agent import add_conversation_agent
+from stream_jobs.gather import Gather, GatherPolicy, Upstream
 from stream_jobs.inflight import InFlight
 from stream_jobs.metrics import Metrics
 from stream_jobs.remote_sink import Sink
@@ -196,6 +197,10 @@ def create_app(
     metrics.set_build(classifier.version, settings.classifier)
     metrics.watch_lag(app, {topics.raw, topics.classified})
     gaps = GapDetector(counters, metrics)
+    upstream = Upstream()
+    sink_policy = GatherPolicy(
+        settings.sink_batch, settings.sink_window_s, settings.sink_backlog_window_s
+    )
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -260,6 +265,7 @@ def create_app(
             )
         counters.classified_out += len(records)
         counters.classify_batches += 1
+        upstream.published_at = time.monotonic()
         metrics.moved("classify", "out", len(records))
 
     @app.agent(raw, name="classify")
@@ -267,6 +273,14 @@ def create_app(
         # Third parties write to the raw topic too: their records are redacted here.
         redactor = Redactor.from_settings(settings)
         inflight = InFlight(settings.classify_in_flight)
+        upstream.pending = lambda: inflight.items
+        upstream.seen = upstream.taken = 0  # a restarted agent's take buffer started empty
+
+        def seen(value: T) -> T:
+            upstream.seen += 1
+            return value
+
+        stream.add_processor(seen)  # runs before the take buffer's: counts what is waiting
         try:
             async for events in stream.take_events(
                 settings.classify_batch, settings.classify_window_s
@@ -274,13 +288,18 @@ def create_app(
                 envelopes, bad = split_events(events, parse_raw, gaps)
                 envelopes, bad = redactor.envelopes(envelopes), redactor.dead_letters(bad)
                 counters.raw_in += len(events)
+                upstream.full = len(events) >= settings.classify_batch
                 metrics.moved("classify", "in", len(events))
                 metrics.batch_size.labels("classify").observe(len(events))
                 if bad:
                     await send_dead(bad)
                 if not envelopes:
+                    upstream.taken += len(events)
                     continue
                 await wait_for_sink(inflight)
+                # Counted taken only now: submit counts them pending before it first waits,
+                # so the writers never see an idle stage with a batch about to be classified.
+                upstream.taken += len(events)
                 await inflight.submit(
                     events, functools.partial(classify_and_publish, envelopes, inflight)
                 )
@@ -318,42 +337,49 @@ def create_app(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    async def write_gathered(events: list[Any]) -> None:
+        batch, bad = split_events(events, parse_classified, gaps)
+        try:
+            if bad:
+                await send_dead(bad)
+            result = await write_with_retry(batch)
+            if result.conflicts:
+                await send_dead(
+                    [
+                        DeadLetter.of("sink", m.source, reason, m.model_dump(mode="json"))
+                        for m, reason in result.conflicts
+                    ]
+                )
+        except SinkError as error:
+            counters.last_error = f"sink: {error}"
+            metrics.sink_errors.inc()
+            await send_dead(
+                [
+                    DeadLetter.of("sink", m.source, str(error), m.model_dump(mode="json"))
+                    for m in batch
+                ]
+            )
+        else:
+            counters.rows_written += result.written
+            counters.replays_skipped += result.replays
+            counters.sink_batches += 1
+            metrics.moved("sink", "out", result.written)
+            metrics.replays_skipped.inc(result.replays)
+        finally:
+            counters.sink_seen += len(events)
+            metrics.moved("sink", "in", len(events))
+            metrics.batch_size.labels("sink").observe(len(events))
+
     @app.agent(classified, name="sink")
     async def sink_agent(stream: Any) -> None:
         # Before anything new is written, finish what a crash may have cut short.
         await repair_with_retry()
-        async for events in stream.take_events(settings.sink_batch, settings.sink_window_s):
-            batch, bad = split_events(events, parse_classified, gaps)
-            try:
-                if bad:
-                    await send_dead(bad)
-                result = await write_with_retry(batch)
-                if result.conflicts:
-                    await send_dead(
-                        [
-                            DeadLetter.of("sink", m.source, reason, m.model_dump(mode="json"))
-                            for m, reason in result.conflicts
-                        ]
-                    )
-            except SinkError as error:
-                counters.last_error = f"sink: {error}"
-                metrics.sink_errors.inc()
-                await send_dead(
-                    [
-                        DeadLetter.of("sink", m.source, str(error), m.model_dump(mode="json"))
-                        for m in batch
-                    ]
-                )
-            else:
-                counters.rows_written += result.written
-                counters.replays_skipped += result.replays
-                counters.sink_batches += 1
-                metrics.moved("sink", "out", result.written)
-                metrics.replays_skipped.inc(result.replays)
-            finally:
-                counters.sink_seen += len(events)
-                metrics.moved("sink", "in", len(events))
-                metrics.batch_size.labels("sink").observe(len(events))
+        gather = Gather(sink_policy, write_gathered, upstream)
+        try:
+            async for events in stream.take_events(sink_policy.max_rows, sink_policy.take_within_s):
+                await gather.add(events)
+        finally:
+            gather.cancel()
 
     @app.timer(interval=5.0)
     async def broker_check() -> None:
@@ -385,6 +411,8 @@ def create_app(
         sink,
         parse_conversation_events,
         counters,
+        sink_policy,
+        upstream,
         on_written=lambda n: metrics.moved("conversations", "out", n),
     )
 

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,37 @@ class LocalStack:
                 values.extend(m.value for m in batch)
         consumer.close()
         return values
+
+
+@dataclass
+class FakeMessage:
+    """A faust message's reference count, as the agents' batching helpers use it."""
+
+    refcount: int = 1  # the take loop's own reference
+    acked: bool = False
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+    def release(self) -> None:
+        self.refcount -= 1
+        self.acked = self.refcount == 0
+
+
+@dataclass
+class FakeEvent:
+    """A taken event: ``ack`` releases one reference to its message."""
+
+    message: FakeMessage = field(default_factory=FakeMessage)
+
+    def ack(self) -> None:
+        self.message.release()
+
+
+def take_loop_acks(events: Iterable[FakeEvent]) -> None:
+    """What faust's take loop does once the loop body returns."""
+    for event in events:
+        event.ack()
 
 
 class FakeIngest:

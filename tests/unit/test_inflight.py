@@ -3,38 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 
 from stream_jobs.inflight import InFlight
-
-
-@dataclass
-class FakeMessage:
-    refcount: int = 1  # the take loop's own reference
-    acked: bool = False
-
-    def incref(self) -> None:
-        self.refcount += 1
-
-    def release(self) -> None:
-        self.refcount -= 1
-        self.acked = self.refcount == 0
-
-
-@dataclass
-class FakeEvent:
-    message: FakeMessage = field(default_factory=FakeMessage)
-
-    def ack(self) -> None:
-        self.message.release()
-
-
-def take_loop_acks(events: list[FakeEvent]) -> None:
-    """What faust's take loop does once the loop body returns."""
-    for event in events:
-        event.ack()
+from stream_jobs.testing import FakeEvent, take_loop_acks
 
 
 def test_events_are_acked_only_after_their_work() -> None:
