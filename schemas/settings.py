@@ -67,8 +67,8 @@ class Settings(BaseSettings):
         2,
         ge=1,
         le=8,
-        description="Classify batches in flight: the next is taken while the last is published "
-        "(1: one at a time).",
+        description="Classify batches in flight: the next is taken while the last is published, "
+        "and under a backlog classified beside its tail (1: one at a time).",
     )
     sink_batch: int = Field(5000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_window_s: float = Field(0.5, gt=0, description="Longest wait to fill an insert.")

@@ -4,11 +4,12 @@ A sequential loop leaves the model idle while a batch's records wait for the bro
 while the next batch is gathered and parsed; on a machine whose cores the model fills, that idle
 time is lost throughput. ``InFlight`` runs each batch's work (the model step, then publishing)
 as a task and lets the agent take the next batch at once, with at most ``depth`` batches
-pending. The model steps still run one at a time (``model`` lock: one step already uses every
-core), and batches publish in the order they were taken. Offsets stay safe: the take loop acks
-its events as soon as the loop body returns, so each event's message gets one more reference
-here and is acked (offset committable) only once its batch's records are on the broker. A batch
-that fails raises in the agent the next time it waits, as the sequential loop would have.
+pending. Model steps run one at a time (``model`` lock) unless the agent lets a step overlap
+the last one (it does under a backlog), and batches publish in the order they were taken.
+Offsets stay safe: the take loop acks its events as soon as the loop body returns, so each
+event's message gets one more reference here and is acked (offset committable) only once its
+batch's records are on the broker. A batch that fails raises in the agent the next time it
+waits, as the sequential loop would have.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class InFlight:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, not {depth}")
         self.depth = depth
-        self.model = asyncio.Lock()  # model steps one at a time
+        self.model = asyncio.Lock()  # model steps one at a time, when they take it
         self.publishing = asyncio.Lock()  # FIFO: batches publish in the order they were taken
         self._tasks: deque[asyncio.Task[None]] = deque()
         self.items = 0  # events taken but not yet through their work (for backpressure)
