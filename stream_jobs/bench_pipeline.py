@@ -47,8 +47,9 @@ from stream_jobs.chaos import Sql, drill_envelopes, http_sql
 from stream_jobs.testing import LocalStack
 
 DATABASE = "relradar"
-REPORTED_SETTINGS = ("partitions", "classify_batch", "classify_window_s", "sink_batch",
-                     "sink_window_s", "max_sink_lag")  # fmt: skip
+REPORTED_SETTINGS = ("partitions", "classify_batch", "classify_window_s", "classify_in_flight",
+                     "sink_batch", "sink_window_s", "sink_backlog_window_s",
+                     "max_sink_lag")  # fmt: skip
 
 
 class BenchError(Exception):
