@@ -71,7 +71,7 @@ def add_conversation_agent(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    # Summaries wait for the sink's gathered write; a conversation changed again meanwhile is
+    # Summaries wait for the gathered write; a conversation changed again meanwhile is
     # written once, in its latest state (summaries are kept by turn count, newest wins).
     pending: dict[bytes, ConversationState] = {}
 
