@@ -90,7 +90,6 @@ class Gather:
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.flushes = 0
 
     @property
     def held(self) -> int:
@@ -170,7 +169,6 @@ class Gather:
                 self._oldest = time.monotonic()
             self._room.set()
             await self._write(batch)
-            self.flushes += 1
             for event in batch:
                 event.ack()
 
