@@ -82,16 +82,19 @@ class _Calibration:
 def export_onnx(
     model: Any,
     path: Path,
-    quantize: str = "static",
+    quantize: str = "dynamic",
     tokenizer: Any = None,
     calibration_texts: list[str] | None = None,
     max_length: int = 128,
 ) -> None:
     """Export the encoder+head (from ``inputs_embeds``) to ONNX, int8-quantized.
 
-    ``static`` (the default) calibrates activation ranges once on real inputs, so a message's
-    scores never depend on the other messages in its batch; ``dynamic`` measures them per
-    batch (padding included), which makes results vary slightly with batch composition.
+    ``dynamic`` (the default) measures each activation's range when it runs; the runtime feeds
+    it one text per run (see ``models.onnx_runtime``), so the range is that text's own and its
+    scores never depend on other messages. ``static`` calibrates fixed ranges once on real
+    inputs and may run in padded batches, but one range for every text costs accuracy (on the
+    5,000 texts of ``relradar bench classify``, 93.2% of its labels equal fp32's, against
+    97.7% for ``dynamic``).
     """
     import sys
 
@@ -137,7 +140,7 @@ def save_artifact(
     meta: dict[str, Any],
     onnx: bool = True,
     calibration_texts: list[str] | None = None,
-    quantize: str = "static",
+    quantize: str = "dynamic",
 ) -> None:
     from safetensors.torch import save_file
 

@@ -1,14 +1,17 @@
 """The shipped inference path: ONNX Runtime with int8 weights.
 
-Texts are tokenized in one call (the Rust tokenizer batches them), sorted by length and cut
-into small batches so padding stays short; each batch's word embeddings are looked up from the
-base model's table (the artifact's ONNX graph starts after that lookup) and run through the
-int8 encoder. One single-threaded session per core, fed by a thread pool, beats one session
-with a thread per core on these small matrices (measured here: about 1.3x on 2 cores), since
-the cores never wait for each other inside an operator; each session takes the next batch
-when it is free. Probabilities are the softmax of the logits divided by the temperature fitted
-on the dev split, so they are calibrated. The graph's second output, the pooled embedding,
-feeds the treatment model's head (agent turns) in numpy.
+Texts are tokenized in one call (the Rust tokenizer batches them) and sorted by length; each
+run's word embeddings are looked up from the base model's table (the artifact's ONNX graph
+starts after that lookup) and go through the int8 encoder. The shipped graph quantizes its
+activations dynamically, from the range of the tensor it is given, so it gets one text per run:
+the range is then that text's own, with no padding in it, and a text's scores never depend on
+its batch. A statically quantized graph (fixed ranges) runs in length-sorted batches of 16,
+padded to their longest text. One single-threaded session per core, fed by a thread pool,
+beats one session with a thread per core on these small matrices (about 1.3x on 2 cores
+here), since the cores never wait for each other inside an operator; each session takes the
+next run when it is free. Probabilities are the softmax of the logits divided by the
+temperature fitted on the dev split, so they are calibrated. The graph's second output, the
+pooled embedding, feeds the treatment model's head (agent turns) in numpy.
 """
 
 from __future__ import annotations
@@ -41,6 +44,21 @@ def session_options(threads: int = 1) -> Any:
     return options
 
 
+def batch_size_for(quantization: str, requested: int | None) -> int:
+    """Texts per run: 1 for a dynamically quantized graph, whose activation ranges would
+    otherwise be shared with batch-mates and padding; 16 (or as asked) for a static one."""
+    if quantization == "dynamic":
+        if requested not in (None, 1):
+            raise ClassifierError(
+                f"batch size {requested}: a dynamically quantized graph runs one text at a time "
+                "so that a text's scores never depend on the texts beside it"
+            )
+        return 1
+    if requested is not None and requested < 1:
+        raise ClassifierError(f"batch size must be at least 1, not {requested}")
+    return requested or 16
+
+
 class OnnxClassifier(Classifier):
     """int8 ONNX Runtime classifier over a saved relradar model directory."""
 
@@ -50,24 +68,30 @@ class OnnxClassifier(Classifier):
         sessions: list[Any],
         tokenizer: Any,
         meta: dict[str, Any],
-        batch_size: int = 16,
+        batch_size: int | None = None,
     ) -> None:
         self.path = path
         self.sessions = sessions
         self.tokenizer = tokenizer
         self.meta = meta
-        self.batch_size = batch_size
+        self.quantization = str(meta.get("quantization", "static"))
+        self.batch_size = batch_size_for(self.quantization, batch_size)
         self.temperature = float(meta.get("temperature", 1.0))
         self.embeddings = word_embeddings()
         self.treatment = TreatmentModel.load(path, meta)
         self._outputs = {output.name for output in sessions[0].get_outputs()}
         self._pool = ThreadPoolExecutor(len(sessions)) if len(sessions) > 1 else None
         name, data = meta.get("name", "relradar-minilm"), str(meta.get("data_hash", ""))[:8]
-        self._version = f"{name}-{data}-int8"
+        # Stored rows name the model that labelled them; the two quantizations label differently.
+        kind = "int8" if self.quantization == "static" else f"int8-{self.quantization}"
+        self._version = f"{name}-{data}-{kind}"
 
     @classmethod
-    def load(cls, path: Path, workers: int | None = None, batch_size: int = 16) -> OnnxClassifier:
-        """``workers`` single-threaded sessions (default: one per core)."""
+    def load(
+        cls, path: Path, workers: int | None = None, batch_size: int | None = None
+    ) -> OnnxClassifier:
+        """``workers`` single-threaded sessions (default: one per core); ``batch_size``
+        defaults to what the graph's quantization allows (see ``batch_size_for``)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -32,7 +32,7 @@ def calibration(items: list[Item], count: int = 1024) -> list[str]:
     return [i.text for i in ordered[::step][:count]]
 
 
-def reexport(checkpoint: Path, out: Path = SHIPPED_MODEL, quantize: str = "static") -> None:
+def reexport(checkpoint: Path, out: Path = SHIPPED_MODEL, quantize: str = "dynamic") -> None:
     """Rebuild the shipped artifact's weights and ONNX graph from a full training checkpoint."""
     import json
 
@@ -100,6 +100,7 @@ def train_and_ship(
         "name": "relradar-minilm",
         "temperature": temperature,
         "max_length": args.max_length,
+        "quantization": "dynamic",
         "data_hash": corpus_hash(items),
         "training_args": args_dict(args),
         "metrics": metrics,

@@ -57,7 +57,13 @@ def train(
 
 @model.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("--quantize", type=click.Choice(["static", "dynamic", "none"]), default="static")
+@click.option(
+    "--quantize",
+    type=click.Choice(["dynamic", "static", "none"]),
+    default="dynamic",
+    show_default=True,
+    help="dynamic: int8, ranges per text, one text per run; static: fixed calibrated ranges.",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
 def export_cmd(checkpoint: Path, quantize: str, out: Path | None) -> None:
     """Rebuild a model directory's weights and ONNX graph from a training checkpoint."""
@@ -126,23 +132,30 @@ def real_texts(limit: int) -> list[str]:
 @bench.command("classify")
 @click.option("--texts", "count", type=int, default=5000, show_default=True)
 @click.option("--baseline-limit", type=int, help="Time the plain pipeline on fewer texts.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option(
+    "--batch-size",
+    type=int,
+    help="Texts per run of a static graph (default 16); a dynamic graph runs one at a time.",
+)
 @click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def bench_classify_cmd(
-    count: int, baseline_limit: int | None, batch_size: int, model_dir: Path | None, fmt: str
+    count: int, baseline_limit: int | None, batch_size: int | None, model_dir: Path | None, fmt: str
 ) -> None:
     """Shipped int8 path vs a plain transformers pipeline, same process, same real texts."""
     from models.bench import bench_classify
-    from models.classifier import SHIPPED_MODEL
+    from models.classifier import SHIPPED_MODEL, ClassifierError
 
-    result = bench_classify(
-        real_texts(count),
-        model_dir or SHIPPED_MODEL,
-        baseline_limit,
-        batch_size,
-        progress=sys.stderr.isatty(),
-    )
+    try:
+        result = bench_classify(
+            real_texts(count),
+            model_dir or SHIPPED_MODEL,
+            baseline_limit,
+            batch_size,
+            progress=sys.stderr.isatty(),
+        )
+    except ClassifierError as error:
+        raise click.BadParameter(str(error), param_hint="--batch-size") from None
     if fmt == "json":
         click.echo(json.dumps(result))
         return
