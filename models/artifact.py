@@ -165,6 +165,8 @@ def save_artifact(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **meta,
     }
+    if onnx:  # the runtime reads it: a dynamic graph runs one text at a time
+        full["quantization"] = quantize
     (path / ARTIFACT_FILE).write_text(json.dumps(full, indent=2) + "\n")
 
 

@@ -44,7 +44,6 @@ def reexport(checkpoint: Path, out: Path = SHIPPED_MODEL, quantize: str = "dynam
     items = [i for i in load_corpus() if i.split == "train"]
     for key in ("format_version", "runtime", "labels", "base_model", "created_at"):
         meta.pop(key, None)
-    meta["quantization"] = quantize
     save_artifact(model, load_tokenizer(), out, meta, calibration_texts=calibration(items),
                   quantize=quantize)  # fmt: skip
 
@@ -100,7 +99,6 @@ def train_and_ship(
         "name": "relradar-minilm",
         "temperature": temperature,
         "max_length": args.max_length,
-        "quantization": "dynamic",
         "data_hash": corpus_hash(items),
         "training_args": args_dict(args),
         "metrics": metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,26 @@ def test_bench_classify_reports_both_paths_and_their_ratio() -> None:
     shipped, plain = report["shipped"]["msgs_per_s"], report["plain_pipeline"]["msgs_per_s"]
     assert shipped > 0 and plain > 0
     assert report["ratio"] == pytest.approx(shipped / plain, rel=0.02)
+
+
+@pytest.mark.parametrize("quantize", ["dynamic", "static"])
+def test_a_saved_artifact_records_its_quantization(tmp_path: Path, quantize: str) -> None:
+    # The runtime's batch size follows the record, so it must be what the export did.
+    from transformers import BertConfig
+
+    from models.artifact import save_artifact
+    from models.base import base_model_dir, load_tokenizer
+    from models.net import MeanPoolClassifier
+
+    config = BertConfig.from_pretrained(base_model_dir(), num_labels=len(LABELS))
+    config.num_hidden_layers, config.intermediate_size = 1, 64
+    tiny = MeanPoolClassifier(config)
+    save_artifact(tiny, load_tokenizer(), tmp_path / "onnx", {"max_length": 32},
+                  calibration_texts=["hello there", "a longer text than that"],
+                  quantize=quantize)  # fmt: skip
+    loaded = OnnxClassifier.load(tmp_path / "onnx", workers=1)
+    assert loaded.meta["quantization"] == quantize
+    assert loaded.batch_size == (1 if quantize == "dynamic" else 16)
+    save_artifact(tiny, load_tokenizer(), tmp_path / "torch", {"max_length": 32}, onnx=False)
+    meta = json.loads((tmp_path / "torch" / "relradar_model.json").read_text())
+    assert meta["runtime"] == "torch" and "quantization" not in meta
