@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 from pydantic import ValidationError
 
 from ingest.redact import Redactor
@@ -74,24 +76,89 @@ class Counters:
 
 
 class GapDetector:
-    """Remembers the last offset per partition and flags any jump forward."""
+    """Remembers the last offset read per partition and reports offsets skipped for good.
 
-    def __init__(self, counters: Counters, metrics: Metrics | None = None) -> None:
-        self.counters, self.metrics = counters, metrics
+    A jump forward leaves offsets missing. Usually they come soon after: a rebalance can cut
+    a message off its delivery, and the consumer then reads the partition again from it
+    (``kafka_fixes.commit_only_processed``). So missing offsets wait ``grace_s``; those that
+    arrive are struck off, and those still missing then, on a partition this worker still
+    holds (``confirm``), are counted and logged as lost: the local broker drops old data when
+    a consumer falls ~5 MiB behind. A partition that moved away takes its missing offsets
+    with it, since its next owner reads from the committed offset, which never passes an
+    unfinished message.
+    """
+
+    def __init__(
+        self,
+        counters: Counters,
+        metrics: Metrics | None = None,
+        grace_s: float = 90.0,
+        quiet: bool = False,  # a second reader of offsets another detector reports on
+    ) -> None:
+        self.counters, self.metrics, self.grace_s, self.quiet = counters, metrics, grace_s, quiet
         self.last: dict[tuple[str, int], int] = {}
+        # Per partition: [first, end) ranges of missing offsets, and when each went missing.
+        self.missing: dict[tuple[str, int], list[tuple[int, int, float]]] = {}
 
     def check(self, topic: str, partition: int, offset: int) -> None:
         key = (topic, partition)
+        if key in self.missing:
+            self._arrived(key, offset)
         previous = self.last.get(key)
         if previous is not None and offset > previous + 1:
-            lost = offset - previous - 1
-            note = f"{topic}[{partition}] offsets {previous + 1}..{offset - 1} ({lost}) missing"
-            self.counters.offset_gaps += lost
-            if self.metrics is not None:
-                self.metrics.offset_gaps.labels(topic).inc(lost)
-            self.counters.gaps = [*self.counters.gaps[-19:], note]
+            self.missing.setdefault(key, []).append((previous + 1, offset, time.monotonic()))
+            if not self.quiet:
+                log.warning(
+                    "%s[%d] offsets %d..%d skipped: lost unless they come within %.0f s",
+                    topic, partition, previous + 1, offset - 1, self.grace_s,
+                )  # fmt: skip
+        # The highest offset read: a partition read again after a seek back is no jump.
+        self.last[key] = offset if previous is None else max(previous, offset)
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Start afresh on partitions a rebalance took (its seek moves where reading resumes)."""
+        for key in partitions:
+            self.last.pop(key, None)
+            self.missing.pop(key, None)
+
+    def confirm(self, held: Callable[[str, int], bool]) -> int:
+        """Count as lost the offsets missing longer than ``grace_s`` on partitions ``held``."""
+        now, lost_now = time.monotonic(), 0
+        for key, ranges in list(self.missing.items()):
+            if not held(*key):
+                del self.missing[key]  # its next owner reads them
+                continue
+            due = [r for r in ranges if now - r[2] >= self.grace_s]
+            self.missing[key] = [r for r in ranges if now - r[2] < self.grace_s]
+            for first, end, _ in due:
+                lost_now += self._lost(key, first, end)
+            if not self.missing[key]:
+                del self.missing[key]
+        return lost_now
+
+    def _arrived(self, key: tuple[str, int], offset: int) -> None:
+        ranges = []
+        for first, end, since in self.missing[key]:
+            if first <= offset < end:
+                ranges += [(a, b, since) for a, b in ((first, offset), (offset + 1, end)) if a < b]
+            else:
+                ranges.append((first, end, since))
+        if ranges:
+            self.missing[key] = ranges
+        else:
+            del self.missing[key]
+
+    def _lost(self, key: tuple[str, int], first: int, end: int) -> int:
+        topic, partition = key
+        lost = end - first
+        note = f"{topic}[{partition}] offsets {first}..{end - 1} ({lost}) missing"
+        self.counters.offset_gaps += lost
+        if self.metrics is not None:
+            self.metrics.offset_gaps.labels(topic).inc(lost)
+        self.counters.gaps = [*self.counters.gaps[-19:], note]
+        if not self.quiet:
             log.error("OFFSET GAP: %s: messages were lost before this worker read them", note)
-        self.last[key] = offset
+        return lost
 
 
 def classified_records(
@@ -403,9 +470,23 @@ def create_app(
             log.warning("broker %s reachable again", broker)
         counters.broker_up = up
         metrics.broker_up.set(int(up))
+        gaps.confirm(holds)
+        conversation_gaps.confirm(holds)
+
+    def holds(topic: str, partition: int) -> bool:
+        try:
+            return TP(topic, partition) in app.consumer.assignment()
+        except ConsumerNotStarted:
+            return False
 
     # A detector of its own: the sink's already saw these offsets.
-    conversation_gaps = GapDetector(Counters())
+    conversation_gaps = GapDetector(Counters(), quiet=True)
+
+    @app.on_partitions_revoked.connect
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        for detector in (gaps, conversation_gaps):
+            detector.forget((tp.topic, tp.partition) for tp in revoked)
 
     def parse_conversation_events(
         events: Sequence[Any],

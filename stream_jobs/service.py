@@ -32,8 +32,8 @@ from schemas import DeadLetter, Envelope, Settings, Topics
 from stream_jobs import broker as local_broker
 from stream_jobs.app import create_app
 from stream_jobs.kafka_fixes import (
+    commit_only_processed,
     fetch_wait,
-    replay_uncommitted,
     tolerate_late_sync,
     wait_for_broker,
 )
@@ -247,7 +247,7 @@ def run_service(
 
         tolerate_late_sync()
         fetch_wait(settings.fetch_wait_ms)
-        replay_uncommitted({topics.raw, topics.classified})
+        commit_only_processed({topics.raw, topics.classified})
         wait_for_broker(broker)
         worker = faust.Worker(
             app,

@@ -100,6 +100,8 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
         after = stats()
         result = verify(http_sql(stack.url), "relradar", "chaos-scale", {e.id for e in envelopes})
         stopped_exit = stopped.process.returncode
+        if result["lost"]:  # which ones, and where they sit on the topics, for the report
+            result["lost_on_topics"] = lost_on_topics(stack, envelopes)
 
     figures = {
         "raw_partitions_before_stop": {k: raw(v) for k, v in before_stop.items()},
@@ -144,3 +146,25 @@ def pick(stats: dict[str, Any]) -> dict[str, Any]:
     keys = ("raw_in", "classified_out", "rows_written", "replays_skipped", "sink_batches",
             "offset_gaps", "dead_letters", "sink_retries", "alerts_raised")  # fmt: skip
     return {k: stats.get(k) for k in keys}
+
+
+def lost_on_topics(stack: LocalStack, envelopes: list[Envelope]) -> list[list[Any]]:
+    """(id, topic, partition, offset) of each message sent but not stored, on either topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    assert stack.broker is not None
+    stored = {r["id"] for r in http_sql(stack.url)(
+        "SELECT DISTINCT id FROM relradar.messages WHERE source = 'chaos-scale'")}  # fmt: skip
+    lost = {f"\"{e.id}\"".encode(): e.id for e in envelopes if e.id not in stored}
+    consumer = KafkaConsumer(bootstrap_servers=stack.broker.address, enable_auto_commit=False,
+                             api_version=(2, 5), consumer_timeout_ms=3000)  # fmt: skip
+    found: list[list[Any]] = []
+    for topic in (Topics().raw, Topics().classified):
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        for message in consumer:
+            found += [[i, topic, message.partition, message.offset]
+                      for key, i in lost.items() if key in (message.value or b"")]  # fmt: skip
+    consumer.close()
+    return found

@@ -110,15 +110,33 @@ def test_registries_are_separate() -> None:
     assert value(two, "relradar_messages_total", stage="sink", direction="in") == 0
 
 
-def test_gap_detector_counts_lost_offsets_per_topic() -> None:
+def test_gap_detector_counts_offsets_still_missing_after_the_grace_time() -> None:
     m, counters = Metrics(process=False), Counters()
-    gaps = GapDetector(counters, m)
+    gaps = GapDetector(counters, m, grace_s=0.0)
     for offset in (0, 1, 5, 6, 10):
         gaps.check("relradar.raw", 0, offset)
     gaps.check("relradar.classified", 1, 3)
+    assert counters.offset_gaps == 0  # not yet: they may still come
+    assert gaps.confirm(lambda topic, partition: True) == 6
     assert counters.offset_gaps == 6
     assert value(m, "relradar_offset_gaps_total", topic="relradar.raw") == 6
     assert value(m, "relradar_offset_gaps_total", topic="relradar.classified") is None
+    assert gaps.confirm(lambda topic, partition: True) == 0  # counted once
+
+
+def test_gap_detector_strikes_off_offsets_that_arrive_late_or_moved_away() -> None:
+    counters = Counters()
+    gaps = GapDetector(counters, grace_s=0.0)
+    for offset in (170, 171, 172, 174, 175, 173, 176, 180):  # 173 read again after a re-seek
+        gaps.check("relradar.raw", 3, offset)
+    gaps.check("relradar.raw", 5, 10)
+    gaps.check("relradar.raw", 5, 20)  # 11..19 missing, but partition 5 has moved away
+    assert gaps.confirm(lambda topic, partition: partition == 3) == 3  # 177..179 only
+    assert counters.gaps == ["relradar.raw[3] offsets 177..179 (3) missing"]
+    waiting = GapDetector(Counters(), grace_s=3600.0)
+    waiting.check("relradar.raw", 0, 1)
+    waiting.check("relradar.raw", 0, 4)
+    assert waiting.confirm(lambda topic, partition: True) == 0 and waiting.missing
 
 
 def test_lag_is_end_minus_committed_or_minus_earliest_before_any_commit() -> None:
