@@ -1,5 +1,5 @@
-"""The model and benchmark commands: ``model train|export|eval``, ``model treatment train|eval``
-and ``bench classify|query``.
+"""The model and benchmark commands: ``model train|export|eval|agreement``, ``model treatment
+train|eval`` and ``bench classify|query``.
 
 Benchmarks print figures and ratios against a baseline run in the same process; nothing here
 asserts a speed.
@@ -82,6 +82,16 @@ def eval_cmd(model_dir: Path | None) -> None:
     from models.evaluate import run_eval
 
     run_eval(model_dir or SHIPPED_MODEL)
+
+
+@model.command("agreement")
+@click.option("--model-dir", type=click.Path(path_type=Path), help="Default: the shipped model.")
+def agreement_cmd(model_dir: Path | None) -> None:
+    """Two labellers on real test items: their agreement, and each classifier against each."""
+    from models.agreement import agreement_report
+    from models.classifier import SHIPPED_MODEL
+
+    agreement_report(model_dir or SHIPPED_MODEL)
 
 
 @model.group()

@@ -1,0 +1,35 @@
+"""The second labelling of real test items: its contract with the corpus, and Cohen's kappa."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.agreement import cohen_kappa, load_second_labels, paired_items
+from models.data import load_corpus
+from schemas import Label
+
+B, N, E = Label.basic_exchange, Label.none, Label.enemies
+
+
+def test_kappa_is_one_for_total_agreement_and_zero_at_chance() -> None:
+    assert cohen_kappa([B, N, E], [B, N, E]) == pytest.approx(1.0)
+    # Both say B half the time, independently of each other: agreement is what chance gives.
+    assert cohen_kappa([B, B, N, N], [B, N, B, N]) == pytest.approx(0.0)
+    # 3 of 4 agree; chance agreement 0.5 (each labeller: B 2, N 2) -> (0.75 - 0.5) / 0.5
+    assert cohen_kappa([B, B, N, N], [B, B, N, B]) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        cohen_kappa([B], [B, N])
+
+
+def test_second_labels_cover_real_test_items_once_with_valid_labels() -> None:
+    second = load_second_labels()
+    items, labels = paired_items(load_corpus(), second)
+    assert len(second) == len({s.id for s in second}) == 480
+    assert all(i.slice == "real" and i.split == "test" for i in items)
+    assert all(isinstance(label, Label) for label in labels)
+    assert {s.confidence for s in second} <= {"high", "low"}
+    # Every test item whose first label is outside the four common ones is in the sample.
+    common = {B, N, E, Label.buddies}
+    rare = {i.id for i in load_corpus() if i.slice == "real" and i.split == "test"
+            and i.label not in common}  # fmt: skip
+    assert rare <= {s.id for s in second}
