@@ -155,7 +155,7 @@ def lost_on_topics(stack: LocalStack, envelopes: list[Envelope]) -> list[list[An
     assert stack.broker is not None
     stored = {r["id"] for r in http_sql(stack.url)(
         "SELECT DISTINCT id FROM relradar.messages WHERE source = 'chaos-scale'")}  # fmt: skip
-    lost = {f"\"{e.id}\"".encode(): e.id for e in envelopes if e.id not in stored}
+    lost = {f'"{e.id}"'.encode(): e.id for e in envelopes if e.id not in stored}
     consumer = KafkaConsumer(bootstrap_servers=stack.broker.address, enable_auto_commit=False,
                              api_version=(2, 5), consumer_timeout_ms=3000)  # fmt: skip
     found: list[list[Any]] = []
