@@ -161,6 +161,17 @@ class GapDetector:
         return lost
 
 
+def forget_on_revoke(app: faust.App, *detectors: GapDetector) -> None:
+    """Have ``detectors`` start afresh on the partitions each rebalance takes from ``app``."""
+
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        for detector in detectors:
+            detector.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(forget_revoked)
+
+
 def classified_records(
     envelopes: Sequence[Envelope], classifier: Classifier
 ) -> list[ClassifiedMessage]:
@@ -482,11 +493,7 @@ def create_app(
     # A detector of its own: the sink's already saw these offsets.
     conversation_gaps = GapDetector(Counters(), quiet=True)
 
-    @app.on_partitions_revoked.connect
-    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
-        for detector in (gaps, conversation_gaps):
-            detector.forget((tp.topic, tp.partition) for tp in revoked)
+    forget_on_revoke(app, gaps, conversation_gaps)
 
     def parse_conversation_events(
         events: Sequence[Any],

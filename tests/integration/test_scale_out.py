@@ -75,7 +75,7 @@ def test_workers_share_the_partitions_and_take_over_a_stopped_ones(tmp_path: Pat
 
         # Sending starts while the group may still be rebalancing: the first messages of a
         # partition, fetched before its first offset commit, are the ones a rebalance used to
-        # skip (kafka_fixes.replay_uncommitted).
+        # skip (kafka_fixes.commit_only_processed).
         sender = Sender(stack.broker.address, envelopes)
         sender.start()
         # Mid-stream: a third of the messages sent, the partitions shared by all three, and

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+import faust
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_jobs.app import Counters, GapDetector
+from stream_jobs.app import Counters, GapDetector, forget_on_revoke
 from stream_jobs.metrics import Metrics, app_version, consumer_lag
 from stream_jobs.web import make_app
 
@@ -133,7 +134,7 @@ def test_gap_detector_strikes_off_offsets_that_arrive_late_or_moved_away() -> No
     gaps.check("relradar.raw", 5, 20)  # 11..19 missing, but partition 5 has moved away
     assert gaps.confirm(lambda topic, partition: partition == 3) == 3  # 177..179 only
     assert counters.gaps == ["relradar.raw[3] offsets 177..179 (3) missing"]
-    waiting = GapDetector(Counters(), grace_s=3600.0)
+    waiting = GapDetector(Counters(), grace_s=3600.0)  # within the grace time: nothing counted
     waiting.check("relradar.raw", 0, 1)
     waiting.check("relradar.raw", 0, 4)
     assert waiting.confirm(lambda topic, partition: True) == 0 and waiting.missing
@@ -254,3 +255,17 @@ def test_the_docs_check_notices_a_series_without_a_row() -> None:
     m = Metrics(process=False)
     Counter("relradar_undocumented", "x", registry=m.registry)
     assert undocumented(m) == ["relradar_undocumented_total"]
+
+
+def test_a_rebalance_makes_the_gap_detector_start_afresh_on_what_it_took() -> None:
+    # A partition taken and later given back resumes far ahead (others read the offsets
+    # between): without forgetting, that jump would count as lost after the grace time.
+    app = faust.App("forget-test", broker="kafka://127.0.0.1:1", store="memory://")
+    gaps = GapDetector(Counters(), grace_s=0.0)
+    forget_on_revoke(app, gaps)
+    gaps.check("relradar.raw", 0, 300)
+    gaps.check("relradar.raw", 1, 50)
+    asyncio.run(app.on_partitions_revoked.send({TP("relradar.raw", 0)}))
+    gaps.check("relradar.raw", 0, 800)
+    assert gaps.confirm(lambda topic, partition: True) == 0
+    assert gaps.last == {("relradar.raw", 0): 800, ("relradar.raw", 1): 50}
