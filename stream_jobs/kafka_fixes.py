@@ -127,10 +127,7 @@ def commit_only_processed(topics: set[str], reread_after_s: float = 30.0) -> Non
         for tp in mine:
             committed, begin = self._committed_offset.get(tp) or 0, first.get(tp, 0)
             if 0 < committed < begin:
-                log.error(
-                    "OFFSET GAP: %s[%d] offsets %d..%d were dropped by the broker unread",
-                    tp.topic, tp.partition, committed, begin - 1,
-                )  # fmt: skip
+                dropped(tp, committed, begin)
             if committed < begin or not committed:
                 await self.seek(tp, begin)
             starts[tp] = max(committed, begin)
@@ -168,10 +165,7 @@ def commit_only_processed(topics: set[str], reread_after_s: float = 30.0) -> Non
             log.warning("%s[%d]: first offset not read (%s)", tp.topic, tp.partition, error)
             return
         if head < begin:
-            log.error(
-                "OFFSET GAP: %s[%d] offsets %d..%d were dropped by the broker unread",
-                tp.topic, tp.partition, head, begin - 1,
-            )  # fmt: skip
+            dropped(tp, head, begin)
             with ack_lock:
                 self._acked[tp].extend(range(head, begin))
             return
@@ -180,6 +174,12 @@ def commit_only_processed(topics: set[str], reread_after_s: float = 30.0) -> Non
             tp.topic, tp.partition, head, waited,
         )  # fmt: skip
         await self.seek(tp, head)
+
+    def dropped(tp: Any, first: int, end: int) -> None:
+        log.error(
+            "OFFSET GAP: %s[%d] offsets %d..%d were dropped by the broker unread",
+            tp.topic, tp.partition, first, end - 1,
+        )  # fmt: skip
 
     setattr(Consumer, "__init__", init_consumer)  # noqa: B010 (methods, replaced on purpose)
     setattr(Consumer, "ack", ack_processed)  # noqa: B010
