@@ -80,6 +80,8 @@ class OnnxClassifier(Classifier):
         self.embeddings = word_embeddings()
         self.treatment = TreatmentModel.load(path, meta)
         self._outputs = {output.name for output in sessions[0].get_outputs()}
+        # A graph written for one unpadded text has no attention-mask input.
+        self._inputs = {given.name for given in sessions[0].get_inputs()}
         self._pool = ThreadPoolExecutor(len(sessions)) if len(sessions) > 1 else None
         name, data = meta.get("name", "relradar-minilm"), str(meta.get("data_hash", ""))[:8]
         # Stored rows name the model that labelled them; the two quantizations label differently.
@@ -152,6 +154,7 @@ class OnnxClassifier(Classifier):
                 if idx is None:
                     return
                 feed = padded_feed(ids, idx, self.embeddings)
+                feed = {name: value for name, value in feed.items() if name in self._inputs}
                 out[idx] = session.run([output], feed)[0]
 
         if self._pool is None or len(batches) <= 1:
