@@ -28,11 +28,22 @@ HOW = """\
   precedence rule, sarcasm, and misleading words ("would love a refund" is a basic exchange).
   About a third are support-transcript turns; `none` includes brand replies, ads, news, job
   posts and spam.
-- **Real items** (`raw/real_labelled_*.jsonl`): 1,730 messages sampled from the shared real
-  data (airline tweets stratified by their sentiment column to over-sample the rarer positive
-  ones; TWCS customer tweets and brand replies; IBM customer-care turns, both sides), each
-  read and labelled by hand per the codebook, with a `high`/`low` confidence mark. They are
-  their own slice: scores on real text are always reported apart from the written items.
+- **Real items** (`raw/real_labelled_0.jsonl` to `_7`): 5,185 messages sampled from the shared
+  real data (airline tweets stratified by their sentiment column to over-sample the rarer
+  positive ones; TWCS customer tweets and brand replies; IBM customer-care turns, both sides),
+  each read and labelled by hand per the codebook, with a `high`/`low` confidence mark. They
+  are their own slice: scores on real text are always reported apart from the written items.
+- **Rare-type real items, training only** (`raw/real_labelled_8.jsonl`): 470 customer messages
+  picked to find real examples of the rare types. Candidates were the unlabelled customer
+  messages of the demo data whose group hashes to the train split (6,597), so dev and test are
+  unchanged; the then shipped model scored them, and for each rare type (fling,
+  master_servant, best_friends, marriage, dependency, captive, love_hate, ex_friends: 55 each;
+  business_partner: 30) the highest-scoring were taken. Four annotation agents labelled them
+  from the codebook without seeing the model's guess. Most turned out ordinary
+  (basic_exchange 171, buddies 95, enemies 31); the rare types got marriage 38, ex_friends 28,
+  master_servant 24, fling 24, business_partner 23, best_friends 11, love_hate 7, captive 2 and
+  dependency 2. The model's picks make these items harder than a random draw: they are the
+  messages it already took for rare types, many of them wrongly.
   Their texts come from the shipped demo datasets and keep those datasets' licences (see
   `ingest/demo_data/SOURCES.md`: the airline and TWCS data are reported as CC BY-NC-SA 4.0,
   non-commercial; the IBM dialogs are Apache 2.0).

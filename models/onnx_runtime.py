@@ -9,8 +9,9 @@ its batch. A statically quantized graph (fixed ranges) runs in length-sorted bat
 padded to their longest text. One single-threaded session per core, fed by a thread pool,
 beats one session with a thread per core on these small matrices (about 1.3x on 2 cores
 here), since the cores never wait for each other inside an operator; each session takes the
-next run when it is free. Probabilities are the softmax of the logits divided by the
-temperature fitted on the dev split, so they are calibrated. The graph's second output, the
+next run when it is free. Probabilities are the softmax of the logits, with the problem-label
+bias added and divided by the temperature, both fitted on the dev split (so they are
+calibrated). The graph's second output, the
 pooled embedding, feeds the treatment model's head (agent turns) in numpy.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 from models.artifact import ONNX_FILE, POOLED_OUTPUT, read_meta
 from models.base import padded_feed, word_embeddings
 from models.classifier import Classifier, ClassifierError, Prediction
-from models.metrics import softmax
+from models.metrics import softmax, with_problem_bias
 from models.treatment import TreatmentModel
 from schemas import LABELS
 
@@ -77,6 +78,7 @@ class OnnxClassifier(Classifier):
         self.quantization = str(meta.get("quantization", "static"))
         self.batch_size = batch_size_for(self.quantization, batch_size)
         self.temperature = float(meta.get("temperature", 1.0))
+        self.problem_bias = float(meta.get("problem_bias", 0.0))
         self.embeddings = word_embeddings()
         self.treatment = TreatmentModel.load(path, meta)
         self._outputs = {output.name for output in sessions[0].get_outputs()}
@@ -167,7 +169,7 @@ class OnnxClassifier(Classifier):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        probs = softmax(self.logits(texts), self.temperature)
+        probs = softmax(with_problem_bias(self.logits(texts), self.problem_bias), self.temperature)
         return [
             Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, map(float, row), strict=True)))
             for row in probs

@@ -17,7 +17,7 @@ import numpy as np
 
 from models.artifact import load_torch_model, logits_and_pooled, read_meta
 from models.classifier import Classifier, ClassifierError, Prediction
-from models.metrics import softmax
+from models.metrics import softmax, with_problem_bias
 from models.treatment import TreatmentModel
 from schemas import LABELS
 
@@ -34,6 +34,7 @@ class TorchClassifier(Classifier):
         self.tokenizer = tokenizer
         self.meta = meta
         self.temperature = float(meta.get("temperature", 1.0))
+        self.problem_bias = float(meta.get("problem_bias", 0.0))
         self.max_length = int(meta.get("max_length", 128))
         self.treatment = treatment
 
@@ -59,7 +60,7 @@ class TorchClassifier(Classifier):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        probs = softmax(self.logits(texts), self.temperature)
+        probs = softmax(with_problem_bias(self.logits(texts), self.problem_bias), self.temperature)
         return [
             Prediction(
                 LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)}

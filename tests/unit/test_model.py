@@ -16,6 +16,8 @@ from models.onnx_runtime import OnnxClassifier, batch_size_for
 from models.torch_runtime import TorchClassifier
 from schemas import LABELS, Label
 
+SHIPPED_META = json.loads((SHIPPED_MODEL / "relradar_model.json").read_text())
+
 
 @pytest.fixture(scope="module")
 def onnx_model() -> OnnxClassifier:
@@ -71,7 +73,7 @@ def test_onnx_and_torch_paths_agree_on_a_fixed_sample(onnx_model: OnnxClassifier
     fast = onnx_model.predict(sample)
     reference = TorchClassifier.load(SHIPPED_MODEL).predict(sample)
     agree = np.mean([a.label is b.label for a, b in zip(fast, reference, strict=True)])
-    # Measured for the shipped model: 99.0% of labels agree, mean |p_int8 - p_fp32| = 0.0032
+    # Measured for the shipped model: 98.0% of labels agree, mean |p_int8 - p_fp32| = 0.0034
     # (with fixed, statically calibrated ranges it was 93.5% and 0.013; docs/model.md).
     assert agree >= 0.96
     diffs = [
@@ -146,6 +148,53 @@ def test_a_saved_artifact_records_its_quantization(tmp_path: Path, quantize: str
     loaded = OnnxClassifier.load(tmp_path / "onnx", workers=1)
     assert loaded.meta["quantization"] == quantize
     assert loaded.batch_size == (1 if quantize == "dynamic" else 16)
+    if quantize == "dynamic":  # the dev settings are fitted on the written graph's own logits
+        from models.metrics import PROBLEM_BIAS_GRID
+        from models.pipeline import calibrate_artifact
+
+        dev = [i for i in load_corpus() if i.split == "dev"][:40]
+        settings = calibrate_artifact(tmp_path / "onnx", dev)
+        meta = json.loads((tmp_path / "onnx" / "relradar_model.json").read_text())
+        assert meta["problem_bias"] == settings["problem_bias"] in PROBLEM_BIAS_GRID
+        assert meta["temperature"] == settings["temperature"] > 0
+        assert OnnxClassifier.load(tmp_path / "onnx").problem_bias == settings["problem_bias"]
     save_artifact(tiny, load_tokenizer(), tmp_path / "torch", {"max_length": 32}, onnx=False)
     meta = json.loads((tmp_path / "torch" / "relradar_model.json").read_text())
     assert meta["runtime"] == "torch" and "quantization" not in meta
+
+
+def test_problem_bias_is_fitted_on_dev_macro_f1() -> None:
+    from models.metrics import fit_problem_bias, with_problem_bias
+    from schemas import PROBLEM_LABELS
+
+    enemies, basic = LABELS.index(Label.enemies), LABELS.index(Label.basic_exchange)
+    # Three enemies items the raw logits call basic_exchange by 0.25, and three clear items:
+    # a bias of 0.3 or more wins them all, and the smallest such bias is chosen.
+    logits = np.zeros((6, len(LABELS)), dtype=np.float32)
+    logits[:3, basic], logits[:3, enemies] = 1.0, 0.75
+    logits[3:, basic] = 2.0
+    gold = np.array([enemies] * 3 + [basic] * 3)
+    assert fit_problem_bias(logits, gold) == 0.3
+    shifted = with_problem_bias(logits, 0.3)
+    problem = [LABELS.index(label) for label in PROBLEM_LABELS]
+    assert np.allclose(shifted[:, problem] - logits[:, problem], 0.3)
+    assert np.allclose(np.delete(shifted, problem, axis=1), np.delete(logits, problem, axis=1))
+    # Nothing to gain: no bias.
+    assert fit_problem_bias(logits[3:], gold[3:]) == 0.0
+
+
+def test_both_runtimes_apply_the_recorded_problem_bias(onnx_model: OnnxClassifier) -> None:
+    from schemas import PROBLEM_LABELS
+
+    text = "@SkyHigh hi, how do I change the seat on my booking for friday?"
+    assert onnx_model.problem_bias == SHIPPED_META.get("problem_bias", 0.0)
+    torch_model = TorchClassifier.load(SHIPPED_MODEL)
+    assert torch_model.problem_bias == onnx_model.problem_bias
+    for model in (onnx_model, torch_model):
+        kept = model.problem_bias
+        try:
+            model.problem_bias = 100.0
+            [prediction] = model.predict([text])
+        finally:
+            model.problem_bias = kept
+        assert prediction.label in PROBLEM_LABELS

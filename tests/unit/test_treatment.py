@@ -221,7 +221,7 @@ def test_onnx_and_torch_treatment_paths_agree(
     sample = [i.text for i in items if i.split == "test"][::2][:150]
     fast = onnx_model.predict_treatment(sample)
     reference = TorchClassifier.load(SHIPPED_MODEL).predict_treatment(sample)
-    # Measured for the shipped model: 100% of labels agree, mean |p_int8 - p_fp32| = 0.001.
+    # Measured for the shipped model: 99.3% of labels agree, mean |p_int8 - p_fp32| = 0.001.
     assert np.mean([a.label is b.label for a, b in zip(fast, reference, strict=True)]) >= 0.95
     diffs = [abs(a.scores[k] - b.scores[k]) for a, b in zip(fast, reference, strict=True)
              for k in LABELS]  # fmt: skip
