@@ -72,6 +72,10 @@ def test_conversations_mismatch_and_transitions_end_to_end(tmp_path: Path) -> No
     assert kinds["ticket:2"] is None  # a partner treated as a partner
     assert kinds["ticket:3"] == "problem_met_with_boilerplate"
     assert kinds["ticket:5"] == "hostile_treatment"  # lock-in answering a plain question
-    # Customer 7004 at Tunely: an upbeat first ticket, a farewell a week later.
+    # Customer 7004 at Tunely: a buddies ticket, a farewell a week later. (The first ticket was
+    # "You guys are awesome, the new running playlists made my morning run so much fun!", which
+    # the model takes for `none`: short praise without the codebook's buddies cues is a known
+    # miss, docs/model.md. This test is about the transition, so its ticket carries the cues.)
     [move] = [r for r in transitions if r["author"] == "7004"]
-    assert move["brand"] == "Tunely" and move["t"] == "ex_friends" and move["into_problem"] == 1
+    assert move["brand"] == "Tunely" and (move["f"], move["t"]) == ("buddies", "ex_friends")
+    assert move["into_problem"] == 1
