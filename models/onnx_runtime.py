@@ -9,9 +9,8 @@ its batch. A statically quantized graph (fixed ranges) runs in length-sorted bat
 padded to their longest text. One single-threaded session per core, fed by a thread pool,
 beats one session with a thread per core on these small matrices (about 1.3x on 2 cores
 here), since the cores never wait for each other inside an operator; each session takes the
-next run when it is free. Probabilities are the softmax of the logits, with the problem-label
-bias added and divided by the temperature, both fitted on the dev split (so they are
-calibrated). The graph's second output, the
+next run when it is free. Probabilities are ``softmax((logits + problem bias) / temperature)``,
+both settings fitted on the dev split, so they are calibrated. The graph's second output, the
 pooled embedding, feeds the treatment model's head (agent turns) in numpy.
 """
 
