@@ -66,7 +66,8 @@ def train(
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
 def export_cmd(checkpoint: Path, quantize: str, out: Path | None) -> None:
-    """Rebuild a model directory's weights and ONNX graph from a training checkpoint."""
+    """Rebuild a model directory's weights and ONNX graph from a training checkpoint, and
+    refit its problem-label bias and temperature on dev (then: model treatment train)."""
     from models.classifier import SHIPPED_MODEL
     from models.pipeline import reexport
 
