@@ -47,6 +47,11 @@ def single_text_graph(state: Mapping[str, Any], config: Any) -> Any:
     """An fp32 ``onnx.ModelProto`` of the classifier for one unpadded text per run."""
     from onnx import TensorProto, checker, helper
 
+    # What this graph hard-wires; another encoder would be computed wrongly, not refused later.
+    for setting, wired in (("hidden_act", "gelu"), ("position_embedding_type", "absolute")):
+        if getattr(config, setting, wired) != wired:
+            raise ValueError(f"the single-text graph needs {setting}={wired!r}, not "
+                             f"{getattr(config, setting)!r}")  # fmt: skip
     hidden, heads = int(config.hidden_size), int(config.num_attention_heads)
     layers, eps = int(config.num_hidden_layers), float(config.layer_norm_eps)
     head_size = hidden // heads

@@ -50,6 +50,17 @@ def test_single_text_graph_matches_the_torch_model(tiny: torch.nn.Module, length
     np.testing.assert_allclose(pooled, want_pooled.numpy(), atol=1e-4)
 
 
+def test_an_encoder_the_graph_does_not_wire_is_refused(tiny: torch.nn.Module) -> None:
+    import copy
+
+    from models.onnx_graph import single_text_graph
+
+    config = copy.deepcopy(tiny.config)
+    config.hidden_act = "relu"
+    with pytest.raises(ValueError, match="hidden_act='gelu'"):
+        single_text_graph(tiny.state_dict(), config)
+
+
 def test_the_shipped_graph_is_the_single_text_one() -> None:
     import onnxruntime as ort
 
