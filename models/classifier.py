@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,17 @@ class Classifier(ABC):
 
             return TorchClassifier.load(path)
         raise ClassifierError(f"unknown runtime {runtime!r} in {meta_file}")
+
+
+def predictions_from(rows: Iterable[Sequence[float]]) -> list[Prediction]:
+    """One prediction per row of probabilities over ``LABELS``: the likeliest label, and all."""
+    out = []
+    for row in rows:
+        values = [float(v) for v in row]
+        out.append(
+            Prediction(LABELS[values.index(max(values))], dict(zip(LABELS, values, strict=True)))
+        )
+    return out
 
 
 def probabilities(raw: dict[Label, float]) -> dict[Label, float]:

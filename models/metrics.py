@@ -112,6 +112,11 @@ def with_problem_bias(logits: np.ndarray, bias: float) -> np.ndarray:
     return np.asarray(logits + np.float32(bias) * _PROBLEM, dtype=np.float32)
 
 
+def calibrated(logits: np.ndarray, temperature: float, problem_bias: float) -> np.ndarray:
+    """The shipped model's probabilities: ``softmax((logits + bias on problems) / T)``."""
+    return softmax(with_problem_bias(logits, problem_bias), temperature)
+
+
 def fit_problem_bias(
     logits: np.ndarray, gold: np.ndarray, grid: Sequence[float] = PROBLEM_BIAS_GRID
 ) -> float:

@@ -27,8 +27,8 @@ import numpy as np
 
 from models.artifact import ONNX_FILE, POOLED_OUTPUT, read_meta
 from models.base import padded_feed, word_embeddings
-from models.classifier import Classifier, ClassifierError, Prediction
-from models.metrics import softmax, with_problem_bias
+from models.classifier import Classifier, ClassifierError, Prediction, predictions_from
+from models.metrics import calibrated
 from models.treatment import TreatmentModel
 from schemas import LABELS
 
@@ -168,8 +168,4 @@ class OnnxClassifier(Classifier):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        probs = softmax(with_problem_bias(self.logits(texts), self.problem_bias), self.temperature)
-        return [
-            Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, map(float, row), strict=True)))
-            for row in probs
-        ]
+        return predictions_from(calibrated(self.logits(texts), self.temperature, self.problem_bias))

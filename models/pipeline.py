@@ -134,10 +134,8 @@ def train_and_ship(
         )
     if checkpoint_dir is not None:
         save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
-    meta = {
+    meta = {  # the temperature and problem bias come from the int8 graph (calibrate_artifact)
         "name": "relradar-minilm",
-        "temperature": temperature,
-        "problem_bias": bias,
         "max_length": args.max_length,
         "data_hash": corpus_hash(items),
         "training_args": args_dict(args),

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from models.artifact import load_torch_model, logits_and_pooled, read_meta
-from models.classifier import Classifier, ClassifierError, Prediction
-from models.metrics import softmax, with_problem_bias
+from models.classifier import Classifier, ClassifierError, Prediction, predictions_from
+from models.metrics import calibrated
 from models.treatment import TreatmentModel
-from schemas import LABELS
 
 
 class TorchClassifier(Classifier):
@@ -60,13 +59,7 @@ class TorchClassifier(Classifier):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        probs = softmax(with_problem_bias(self.logits(texts), self.problem_bias), self.temperature)
-        return [
-            Prediction(
-                LABELS[int(row.argmax())], {l: float(p) for l, p in zip(LABELS, row, strict=True)}
-            )
-            for row in probs
-        ]
+        return predictions_from(calibrated(self.logits(texts), self.temperature, self.problem_bias))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The fp32 pooled embedding each text's relationship head reads (texts x hidden)."""

@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from models.classifier import ARTIFACT_FILE, SHIPPED_MODEL, ClassifierError, Prediction
+from models.classifier import (
+    ARTIFACT_FILE,
+    SHIPPED_MODEL,
+    ClassifierError,
+    Prediction,
+    predictions_from,
+)
 from models.metrics import evaluate, expected_calibration_error, fit_temperature, softmax
 from models.tfidf import LinearTfidf, fit_linear_tfidf
 from schemas import LABELS, Label
@@ -225,10 +231,7 @@ class TreatmentModel:
     def predictions(self, texts: Sequence[str], features: Features) -> list[Prediction]:
         if not texts:
             return []
-        return [
-            Prediction(LABELS[int(row.argmax())], dict(zip(LABELS, map(float, row), strict=True)))
-            for row in self.probabilities(texts, features)
-        ]
+        return predictions_from(self.probabilities(texts, features))
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TreatmentModel | None:
