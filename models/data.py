@@ -112,8 +112,7 @@ def _load_raw(raw_dir: Path) -> list[Item]:
             label = Label(row["label"])
             if is_real:
                 rid = str(row["rid"])
-                parts = rid.split(":")
-                group = ":".join(parts[:2]) if parts[0] == "ibm" else rid
+                group = group_of(rid)
                 source = str(row["source"])
                 item_id = rid
             else:
@@ -176,11 +175,21 @@ def build_corpus(raw_dir: Path = RAW_DIR, out: Path = CORPUS) -> BuildReport:
     return BuildReport(loaded, exact, near, conflicts, len(final))
 
 
+def group_of(rid: str) -> str:
+    """The split group of a real item's id: a whole IBM dialog, otherwise the item itself."""
+    parts = rid.split(":")
+    return ":".join(parts[:2]) if parts[0] == "ibm" else rid
+
+
+def split_of(slice_name: str, group: str) -> str:
+    """The fixed split of a group: a hash of its name against the slice's shares."""
+    shares = SPLIT_SHARES[slice_name]
+    point = _hash64(f"split:{group}") / 2**64
+    return "train" if point < shares[0] else "dev" if point < shares[0] + shares[1] else "test"
+
+
 def _with_split(item: Item) -> Item:
-    shares = SPLIT_SHARES[item.slice]
-    point = _hash64(f"split:{item.group}") / 2**64
-    split = "train" if point < shares[0] else "dev" if point < shares[0] + shares[1] else "test"
-    return Item(**{**item.__dict__, "split": split})
+    return Item(**{**item.__dict__, "split": split_of(item.slice, item.group)})
 
 
 def load_corpus(path: Path = CORPUS) -> list[Item]:

@@ -47,6 +47,11 @@ HOW = """\
   Their texts come from the shipped demo datasets and keep those datasets' licences (see
   `ingest/demo_data/SOURCES.md`: the airline and TWCS data are reported as CC BY-NC-SA 4.0,
   non-commercial; the IBM dialogs are Apache 2.0).
+- **Unlabelled real texts, for distillation only** (not in this corpus or its counts): the
+  shipped student model also learns the teacher model's outputs on about 6,200 unlabelled
+  customer messages of the demo data, picked by the same rule (group hashes to the train
+  split; not labelled; no exact or near copy of any dev or test item). They carry no label, so
+  no score is computed on them (`models.distill.unlabelled_pool`; `docs/model.md`).
 - **Cleaning**: exact duplicates after normalisation (case, handles, URLs, punctuation) are
   merged, and texts with two different labels are dropped; near-duplicates (word 3-shingle
   Jaccard >= 0.7, found with MinHash) are collapsed to one item, a real item winning over a

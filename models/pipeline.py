@@ -1,14 +1,17 @@
 """Train-to-ship: corpus, fine-tuning, calibration, test scores and the shipped artifact.
 
 ``train_and_ship`` is what ``relradar model train`` and ``make train`` run: it rebuilds the
-corpus from the raw labelled files, fine-tunes on the train split with early stopping on dev,
-fits the problem-label bias and the softmax temperature on dev, scores the held-out test split
-(synthetic and real slices apart), writes the artifact with its metrics and the corpus hash,
-and refits the treatment head on the new encoder.
+corpus from the raw labelled files, fine-tunes the six-layer teacher on the train split with
+early stopping on dev, distils the four-layer student from it (``models.distill``; the student
+is what ships), fits the problem-label bias and the softmax temperature on dev, scores the
+held-out test split (synthetic and real slices apart), writes the artifact with its metrics,
+the corpus hash and how it was distilled, and refits the treatment head on the new encoder.
+``distill_and_ship`` redoes the student step from a saved teacher checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from models.base import load_tokenizer
 from models.classifier import SHIPPED_MODEL
 from models.data import Item, build_corpus, corpus_hash, load_corpus
 from models.datacard import write_data_card
+from models.distill import DistillArgs, distil, distill_args_dict, unlabelled_pool
 from models.metrics import (
     evaluate,
     expected_calibration_error,
@@ -28,7 +32,14 @@ from models.metrics import (
     softmax,
     with_problem_bias,
 )
-from models.train import TrainingArgs, args_dict, predict_logits, save_checkpoint, train
+from models.train import (
+    TrainingArgs,
+    TrainResult,
+    args_dict,
+    predict_logits,
+    save_checkpoint,
+    train,
+)
 from schemas import LABELS
 
 
@@ -89,16 +100,95 @@ def train_and_ship(
     checkpoint_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
+    distill: DistillArgs | None = None,
+    candidates: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """Rebuild the corpus, fine-tune the six-layer teacher, then (unless ``distill`` is None)
+    distil the four-layer student from it on the train split plus the unlabelled real texts
+    among ``candidates`` (id, text); ship the last model trained."""
+    items, corpus = _corpus()
+    train_items = [i for i in items if i.split == "train"][:limit]
+    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
+    print(f"train {len(train_items)}, dev {len(dev_items)}", flush=True)
+    result = train(train_items, dev_items, args, progress=progress)
+    if checkpoint_dir is not None:
+        save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
+    if distill is None:
+        return ship(result, items, corpus, args, out, limit)
+    teacher = {"best_epoch": result.best_epoch, "dev_macro_f1": round(result.best_dev_macro_f1, 4)}
+    return _distil_and_ship(result.model, teacher, items, corpus, args, distill, candidates or [],
+                            out, checkpoint_dir, limit, progress)  # fmt: skip
+
+
+def distill_and_ship(
+    teacher_checkpoint: Path,
+    args: TrainingArgs,
+    distill: DistillArgs,
+    candidates: list[tuple[str, str]],
+    out: Path = SHIPPED_MODEL,
+    checkpoint_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The student step alone, from a teacher checkpoint that ``train_and_ship`` saved."""
+    from models.net import MeanPoolClassifier
+
+    items, corpus = _corpus()
+    teacher = MeanPoolClassifier.from_pretrained(teacher_checkpoint).eval()
+    info = {"checkpoint": teacher_checkpoint.name}
+    return _distil_and_ship(teacher, info, items, corpus, args, distill, candidates, out,
+                            checkpoint_dir, limit, progress)  # fmt: skip
+
+
+def _corpus() -> tuple[list[Item], dict[str, int]]:
+    """The corpus rebuilt from the raw files (and its data card), with the build's counts."""
     report = build_corpus()
     write_data_card(report)
     print(f"corpus: {report}", flush=True)
-    items = load_corpus()
+    return load_corpus(), dict(report.__dict__)
+
+
+def _distil_and_ship(
+    teacher: Any,
+    teacher_info: dict[str, Any],
+    items: list[Item],
+    corpus: dict[str, int],
+    args: TrainingArgs,
+    distill: DistillArgs,
+    candidates: list[tuple[str, str]],
+    out: Path,
+    checkpoint_dir: Path | None,
+    limit: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    train_items = [i for i in items if i.split == "train"][:limit]
+    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
+    pool = unlabelled_pool(candidates, items)[:limit]
+    result = distil(teacher, train_items, dev_items, pool, args, distill, progress)
+    if checkpoint_dir is not None:
+        save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S-student"))
+    unlabelled = {"texts": len(pool), "hash": hashlib.sha256("\n".join(pool).encode()).hexdigest()}
+    # Rows stored by the stream name the model that labelled them: the student is not the teacher.
+    extra = {"name": f"relradar-minilm-{len(distill.layers)}l",
+             "distillation": {**distill_args_dict(distill), "teacher": teacher_info,
+                              "unlabelled": unlabelled}}  # fmt: skip
+    return ship(result, items, corpus, args, out, limit, extra)
+
+
+def ship(
+    result: TrainResult,
+    items: list[Item],
+    corpus: dict[str, int],
+    args: TrainingArgs,
+    out: Path,
+    limit: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score a trained model on dev and test, write the artifact, fit the int8 graph's dev
+    settings and refit the treatment head on the new encoder."""
     train_items = [i for i in items if i.split == "train"][:limit]
     dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
     test_items = [i for i in items if i.split == "test"][: limit and limit // 4]
-    print(f"train {len(train_items)}, dev {len(dev_items)}, test {len(test_items)}", flush=True)
-    result = train(train_items, dev_items, args, progress=progress)
     tokenizer = load_tokenizer()
     index = {label: i for i, label in enumerate(LABELS)}
     dev_logits = predict_logits(
@@ -132,15 +222,14 @@ def train_and_ship(
         metrics[f"test_{slice_name}"]["ece"] = round(
             expected_calibration_error(softmax(logits, temperature), gold), 4
         )
-    if checkpoint_dir is not None:
-        save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
     meta = {  # the temperature and problem bias come from the int8 graph (calibrate_artifact)
         "name": "relradar-minilm",
         "max_length": args.max_length,
         "data_hash": corpus_hash(items),
         "training_args": args_dict(args),
         "metrics": metrics,
-        "corpus": report.__dict__,
+        "corpus": corpus,
+        **(extra or {}),
     }
     save_artifact(result.model, tokenizer, out, meta, calibration_texts=calibration(train_items))
     # ``metrics`` scores the fp32 weights with settings fitted on their own dev logits; what

@@ -132,16 +132,12 @@ def predict_logits(
 def train(
     train_items: list[Item], dev_items: list[Item], args: TrainingArgs, progress: bool = True
 ) -> TrainResult:
+    """Fine-tune the base model on the labelled train split (class-weighted cross-entropy)."""
     from transformers import BertForSequenceClassification
 
     from models.net import MeanPoolClassifier
 
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    tokenizer = load_tokenizer()
+    seed_everything(args)
     network = MeanPoolClassifier if args.pooling == "mean" else BertForSequenceClassification
     model = network.from_pretrained(
         base_model_dir(),
@@ -149,18 +145,55 @@ def train(
         id2label=dict(enumerate(l.value for l in LABELS)),
         label2id={l.value: i for i, l in enumerate(LABELS)},
     )
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    loss_fn = labelled_loss(train_items, args)
+    sample_w = real_weights(train_items, args)
+
+    def loss(logits: torch.Tensor, batch: list[int]) -> torch.Tensor:
+        return (loss_fn(logits, batch) * sample_w[batch]).mean()
+
+    return fit(model, [i.text for i in train_items], loss, dev_items, args, progress)
+
+
+def seed_everything(args: TrainingArgs) -> None:
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def labelled_loss(items: list[Item], args: TrainingArgs) -> Any:
+    """Per-item class-weighted, label-smoothed cross-entropy against the items' gold labels:
+    ``loss(logits, batch)`` for a batch of indices into ``items``."""
     index = {label: i for i, label in enumerate(LABELS)}
-    texts = [i.text for i in train_items]
-    gold = torch.tensor([index[i.label] for i in train_items])
-    sample_w = torch.tensor([args.real_weight if i.slice == "real" else 1.0 for i in train_items])
-    encoded = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
-    lengths = [len(e) for e in encoded]
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=class_weights([i.label for i in train_items], args.class_weighting),
+    gold = torch.tensor([index[i.label] for i in items])
+    cross_entropy = torch.nn.CrossEntropyLoss(
+        weight=class_weights([i.label for i in items], args.class_weighting),
         label_smoothing=args.label_smoothing,
         reduction="none",
     )
+    return lambda logits, batch: cross_entropy(logits, gold[batch])
+
+
+def real_weights(items: list[Item], args: TrainingArgs) -> torch.Tensor:
+    return torch.tensor([args.real_weight if i.slice == "real" else 1.0 for i in items])
+
+
+def fit(
+    model: Any,
+    texts: list[str],
+    loss: Any,
+    dev_items: list[Item],
+    args: TrainingArgs,
+    progress: bool = True,
+) -> TrainResult:
+    """The shared loop: AdamW with warm-up and linear decay over length-grouped batches of
+    ``texts``, bf16 autocast, ``loss(logits, batch indices)`` as the objective, early stopping
+    on dev macro-F1; the best epoch's weights are loaded back."""
+    tokenizer = load_tokenizer()
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    encoded = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
+    lengths = [len(e) for e in encoded]
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
@@ -197,13 +230,13 @@ def train(
             enc = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 logits = model(**enc).logits
-            loss = (loss_fn(logits.float(), gold[batch]) * sample_w[batch]).mean()
-            loss.backward()
+            value = loss(logits.float(), batch)
+            value.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            running += loss.item()
+            running += value.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
         dev_logits = predict_logits(
             model, tokenizer, [i.text for i in dev_items], args.max_length, bf16=args.bf16

@@ -1,5 +1,5 @@
-"""The model and benchmark commands: ``model train|export|eval|agreement``, ``model treatment
-train|eval`` and ``bench classify|query``.
+"""The model and benchmark commands: ``model train|distill|export|eval|agreement``,
+``model treatment train|eval`` and ``bench classify|query``.
 
 Benchmarks print figures and ratios against a baseline run in the same process; nothing here
 asserts a speed.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,11 +20,56 @@ def model() -> None:
     """Train and evaluate the relationship classifier."""
 
 
+def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...] | None:
+    if value == "none":
+        return None
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: layer numbers like 0,2,4,5, or none") from None
+
+
+def _student_options(command: Any) -> Any:
+    command = click.option(
+        "--student-epochs", type=int, default=6, show_default=True, help="Epochs of the student."
+    )(command)
+    return click.option(
+        "--student-layers",
+        default="0,2,4,5",
+        show_default=True,
+        callback=_layers,
+        help="The teacher's layers the shipped student keeps; 'none' ships the teacher itself.",
+    )(command)
+
+
+def _distill_args(layers: tuple[int, ...], epochs: int) -> Any:
+    from models.distill import DistillArgs
+
+    try:
+        return DistillArgs(layers=layers, epochs=epochs)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def customer_texts() -> list[tuple[str, str]]:
+    """(id, text) of every customer message in the shipped real data: the pool the student's
+    unlabelled texts are picked from (``models.distill.unlabelled_pool``)."""
+    from schemas import Envelope, Role
+    from stream_jobs.service import demo_records
+
+    return [
+        (record.id, record.text)
+        for record in demo_records()
+        if isinstance(record, Envelope) and record.role is Role.customer
+    ]
+
+
 @model.command()
-@click.option("--epochs", type=int, default=6, show_default=True)
+@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs of the teacher.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--learning-rate", type=float, default=8e-5, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
+@_student_options
 @click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
 @click.option("--limit", type=int, help="Train on at most this many items (a quick check).")
 def train(
@@ -31,28 +77,73 @@ def train(
     batch_size: int,
     learning_rate: float,
     seed: int,
+    student_layers: tuple[int, ...] | None,
+    student_epochs: int,
     out: Path | None,
     limit: int | None,
 ) -> None:
-    """Rebuild the corpus, fine-tune, calibrate, score the test split and save the model."""
+    """Rebuild the corpus, fine-tune the six-layer teacher, distil the four-layer student,
+    calibrate, score the test split and save the model (both checkpoints go to models/runs)."""
     from models.classifier import SHIPPED_MODEL
     from models.pipeline import train_and_ship
-    from models.train import TrainingArgs
 
-    try:
-        args = TrainingArgs(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
-        )
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    args = _training_args(epochs, batch_size, learning_rate, seed)
+    distill = None if student_layers is None else _distill_args(student_layers, student_epochs)
     metrics = train_and_ship(
         args,
         out or SHIPPED_MODEL,
         checkpoint_dir=Path("models/runs"),
         limit=limit,
         progress=sys.stderr.isatty(),
+        distill=distill,
+        candidates=customer_texts() if distill else None,
     )
     click.echo(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+
+
+@model.command("distill")
+@click.argument("teacher", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=13, show_default=True)
+@_student_options
+@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
+@click.option("--limit", type=int, help="Train on at most this many items (a quick check).")
+def distill_cmd(
+    teacher: Path,
+    seed: int,
+    student_layers: tuple[int, ...] | None,
+    student_epochs: int,
+    out: Path | None,
+    limit: int | None,
+) -> None:
+    """Only the student step of `model train`, from a saved teacher checkpoint (a
+    models/runs directory): distil, calibrate, score the test split and save the model."""
+    from models.classifier import SHIPPED_MODEL
+    from models.pipeline import distill_and_ship
+
+    if student_layers is None:
+        raise click.BadParameter("distill needs student layers", param_hint="--student-layers")
+    metrics = distill_and_ship(
+        teacher,
+        _training_args(8, 32, 8e-5, seed),
+        _distill_args(student_layers, student_epochs),
+        customer_texts(),
+        out or SHIPPED_MODEL,
+        checkpoint_dir=Path("models/runs"),
+        limit=limit,
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+
+
+def _training_args(epochs: int, batch_size: int, learning_rate: float, seed: int) -> Any:
+    from models.train import TrainingArgs
+
+    try:
+        return TrainingArgs(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @model.command("export")
