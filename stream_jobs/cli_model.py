@@ -29,6 +29,22 @@ def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
         raise click.BadParameter(f"{value!r}: layer numbers like 0,2,4,5, or none") from None
 
 
+# The teacher's schedule: `model train` defaults, and what `model distill` records for it.
+EPOCHS, BATCH_SIZE, LEARNING_RATE = 8, 32, 8e-5
+
+
+def _ship_options(command: Any) -> Any:
+    """``--seed``, the student's options, ``--out`` and ``--limit``: shared by both commands."""
+    command = click.option(
+        "--limit", type=int, help="Train on at most this many items (a quick check)."
+    )(command)
+    command = click.option(
+        "--out", type=click.Path(path_type=Path), help="Model directory (default: shipped)."
+    )(command)
+    command = _student_options(command)
+    return click.option("--seed", type=int, default=13, show_default=True)(command)
+
+
 def _student_options(command: Any) -> Any:
     command = click.option(
         "--student-epochs", type=int, default=6, show_default=True, help="Epochs of the student."
@@ -65,13 +81,10 @@ def customer_texts() -> list[tuple[str, str]]:
 
 
 @model.command()
-@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs of the teacher.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--learning-rate", type=float, default=8e-5, show_default=True)
-@click.option("--seed", type=int, default=13, show_default=True)
-@_student_options
-@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
-@click.option("--limit", type=int, help="Train on at most this many items (a quick check).")
+@click.option("--epochs", type=int, default=EPOCHS, show_default=True, help="Teacher epochs.")
+@click.option("--batch-size", type=int, default=BATCH_SIZE, show_default=True)
+@click.option("--learning-rate", type=float, default=LEARNING_RATE, show_default=True)
+@_ship_options
 def train(
     epochs: int,
     batch_size: int,
@@ -103,10 +116,7 @@ def train(
 
 @model.command("distill")
 @click.argument("teacher", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=13, show_default=True)
-@_student_options
-@click.option("--out", type=click.Path(path_type=Path), help="Model directory (default: shipped).")
-@click.option("--limit", type=int, help="Train on at most this many items (a quick check).")
+@_ship_options
 def distill_cmd(
     teacher: Path,
     seed: int,
@@ -124,7 +134,7 @@ def distill_cmd(
         raise click.BadParameter("distill needs student layers", param_hint="--student-layers")
     metrics = distill_and_ship(
         teacher,
-        _training_args(8, 32, 8e-5, seed),
+        _training_args(EPOCHS, BATCH_SIZE, LEARNING_RATE, seed),
         _distill_args(student_layers, student_epochs),
         customer_texts(),
         out or SHIPPED_MODEL,
