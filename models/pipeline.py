@@ -107,15 +107,17 @@ def train_and_ship(
     distil the four-layer student from it on the train split plus the unlabelled real texts
     among ``candidates`` (id, text); ship the last model trained."""
     items, corpus = _corpus()
-    train_items = [i for i in items if i.split == "train"][:limit]
-    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
+    train_items, dev_items, _ = _splits(items, limit)
     print(f"train {len(train_items)}, dev {len(dev_items)}", flush=True)
     result = train(train_items, dev_items, args, progress=progress)
+    teacher: dict[str, Any] = {"best_epoch": result.best_epoch,
+                               "dev_macro_f1": round(result.best_dev_macro_f1, 4)}  # fmt: skip
     if checkpoint_dir is not None:
-        save_checkpoint(result.model, checkpoint_dir / time.strftime("%Y%m%d-%H%M%S"))
+        saved = checkpoint_dir / time.strftime("%Y%m%d-%H%M%S")
+        save_checkpoint(result.model, saved)
+        teacher["checkpoint"] = saved.name
     if distill is None:
         return ship(result, items, corpus, args, out, limit)
-    teacher = {"best_epoch": result.best_epoch, "dev_macro_f1": round(result.best_dev_macro_f1, 4)}
     return _distil_and_ship(result.model, teacher, items, corpus, args, distill, candidates or [],
                             out, checkpoint_dir, limit, progress)  # fmt: skip
 
@@ -148,6 +150,17 @@ def _corpus() -> tuple[list[Item], dict[str, int]]:
     return load_corpus(), dict(report.__dict__)
 
 
+def _splits(items: list[Item], limit: int | None) -> tuple[list[Item], list[Item], list[Item]]:
+    """Train, dev and test items; with ``limit`` (a quick check) at most that many train items
+    and a quarter as many dev and test items."""
+    part = limit and limit // 4
+    return (
+        [i for i in items if i.split == "train"][:limit],
+        [i for i in items if i.split == "dev"][:part],
+        [i for i in items if i.split == "test"][:part],
+    )
+
+
 def _distil_and_ship(
     teacher: Any,
     teacher_info: dict[str, Any],
@@ -161,8 +174,7 @@ def _distil_and_ship(
     limit: int | None,
     progress: bool,
 ) -> dict[str, Any]:
-    train_items = [i for i in items if i.split == "train"][:limit]
-    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
+    train_items, dev_items, _ = _splits(items, limit)
     pool = unlabelled_pool(candidates, items)[:limit]
     result = distil(teacher, train_items, dev_items, pool, args, distill, progress)
     if checkpoint_dir is not None:
@@ -186,9 +198,7 @@ def ship(
 ) -> dict[str, Any]:
     """Score a trained model on dev and test, write the artifact, fit the int8 graph's dev
     settings and refit the treatment head on the new encoder."""
-    train_items = [i for i in items if i.split == "train"][:limit]
-    dev_items = [i for i in items if i.split == "dev"][: limit and limit // 4]
-    test_items = [i for i in items if i.split == "test"][: limit and limit // 4]
+    train_items, dev_items, test_items = _splits(items, limit)
     tokenizer = load_tokenizer()
     index = {label: i for i, label in enumerate(LABELS)}
     dev_logits = predict_logits(

@@ -5,6 +5,8 @@ end (all layers but the word-embedding table, which stays the base model's so th
 artifact can leave it out and stay small) with a classification head, class-weighted loss,
 bf16 autocast on length-grouped batches (about 4x faster than fp32 on these CPUs), early
 stopping on dev macro-F1, and a fixed seed. The best epoch is saved as a full checkpoint.
+This six-layer model is the teacher; ``fit``, the loop itself, also trains the shipped
+four-layer student (``models.distill``), with that step's own loss.
 """
 
 from __future__ import annotations
