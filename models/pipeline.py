@@ -25,6 +25,7 @@ from models.data import Item, build_corpus, corpus_hash, load_corpus
 from models.datacard import write_data_card
 from models.distill import DistillArgs, distil, distill_args_dict, unlabelled_pool
 from models.metrics import (
+    calibrated,
     evaluate,
     expected_calibration_error,
     fit_problem_bias,
@@ -207,7 +208,6 @@ def ship(
     dev_gold = np.array([index[i.label] for i in dev_items])
     settings = dev_settings(dev_logits, dev_gold)
     bias, temperature = settings["problem_bias"], settings["temperature"]
-    dev_biased = with_problem_bias(dev_logits, bias)
     metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
         "dev_macro_f1": round(result.best_dev_macro_f1, 4),
@@ -217,7 +217,7 @@ def ship(
         "temperature": round(temperature, 4),
         "dev_ece_before": round(expected_calibration_error(softmax(dev_logits), dev_gold), 4),
         "dev_ece_after": round(
-            expected_calibration_error(softmax(dev_biased, temperature), dev_gold), 4
+            expected_calibration_error(calibrated(dev_logits, temperature, bias), dev_gold), 4
         ),
     }
     for slice_name in ("synthetic", "real"):
@@ -225,13 +225,11 @@ def ship(
         if not part:
             continue
         logits = predict_logits(result.model, tokenizer, [i.text for i in part], args.max_length)
-        logits = with_problem_bias(logits, bias)
-        scores = evaluate([i.label for i in part], [LABELS[k] for k in logits.argmax(axis=1)])
+        probs = calibrated(logits, temperature, bias)
+        scores = evaluate([i.label for i in part], [LABELS[k] for k in probs.argmax(axis=1)])
         metrics[f"test_{slice_name}"] = scores.as_dict()
         gold = np.array([index[i.label] for i in part])
-        metrics[f"test_{slice_name}"]["ece"] = round(
-            expected_calibration_error(softmax(logits, temperature), gold), 4
-        )
+        metrics[f"test_{slice_name}"]["ece"] = round(expected_calibration_error(probs, gold), 4)
     meta = {  # the temperature and problem bias come from the int8 graph (calibrate_artifact)
         "name": "relradar-minilm",
         "max_length": args.max_length,
