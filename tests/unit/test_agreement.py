@@ -1,10 +1,15 @@
-"""The second labelling of real test items: its contract with the corpus, and Cohen's kappa."""
+"""The second labellings of test items: their contract with the corpus, and Cohen's kappa."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.agreement import cohen_kappa, load_second_labels, paired_items
+from models.agreement import (
+    SECOND_LABELS_WRITTEN,
+    cohen_kappa,
+    load_second_labels,
+    paired_items,
+)
 from models.data import load_corpus
 from schemas import Label
 
@@ -33,3 +38,13 @@ def test_second_labels_cover_real_test_items_once_with_valid_labels() -> None:
     rare = {i.id for i in load_corpus() if i.slice == "real" and i.split == "test"
             and i.label not in common}  # fmt: skip
     assert rare <= {s.id for s in second}
+
+
+def test_written_second_labels_cover_every_written_test_item_once() -> None:
+    second = load_second_labels(SECOND_LABELS_WRITTEN)
+    corpus = load_corpus()
+    _items, labels = paired_items(corpus, second)
+    written_test = {i.id for i in corpus if i.slice == "synthetic" and i.split == "test"}
+    assert len(second) == len({s.id for s in second}) and {s.id for s in second} == written_test
+    assert {s.confidence for s in second} <= {"high", "low"}
+    assert set(labels) == set(Label), "every label appears in the second labelling"
