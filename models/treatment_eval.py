@@ -13,22 +13,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.classifier import SHIPPED_MODEL, ClassifierError, Prediction
-from models.metrics import Report, evaluate, expected_calibration_error
-from schemas import LABELS
+from models.metrics import Report
 
 
 def score(
     predict: Callable[[list[str]], list[Prediction]], items: Sequence[Any]
 ) -> tuple[Report, float]:
     """The report and the expected calibration error of ``predict`` on labelled ``items``."""
-    predictions = predict([i.text for i in items])
-    report = evaluate([i.label for i in items], [p.label for p in predictions])
-    probs = np.array([[p.scores[label] for label in LABELS] for p in predictions])
-    gold = np.array([LABELS.index(i.label) for i in items])
-    return report, expected_calibration_error(probs, gold)
+    from models.evaluate import scored
+
+    return scored(predict([i.text for i in items]), items)
 
 
 def run_treatment_eval(model_dir: Path = SHIPPED_MODEL) -> dict[str, Any]:

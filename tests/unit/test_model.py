@@ -198,3 +198,24 @@ def test_both_runtimes_apply_the_recorded_problem_bias(onnx_model: OnnxClassifie
         finally:
             model.problem_bias = kept
         assert prediction.label in PROBLEM_LABELS
+
+
+def test_eval_scores_the_whole_test_split_and_each_slice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import models.evaluate as evaluation
+    from models.metrics import evaluate
+
+    corpus = load_corpus()
+    small = [i for i in corpus if i.split == "train"][::20]
+    for slice_name in ("synthetic", "real"):
+        small += [i for i in corpus if i.split == "test" and i.slice == slice_name][:30]
+    monkeypatch.setattr(evaluation, "load_corpus", lambda: small)
+    results = evaluation.run_eval(SHIPPED_MODEL)
+    assert list(results) == ["synthetic", "real", "all"]
+    test = [i for i in small if i.split == "test"]
+    predicted = OnnxClassifier.load(SHIPPED_MODEL).predict([i.text for i in test])
+    whole = evaluate([i.label for i in test], [p.label for p in predicted])
+    shipped = results["all"]["fine-tuned int8 (shipped)"]
+    assert shipped["macro_f1"] == pytest.approx(whole.macro_f1, abs=1e-4)
+    assert "## Test split, all of it (60 items)" in capsys.readouterr().out
