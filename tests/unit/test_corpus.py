@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 import pytest
 
-from models.data import CORPUS, Item, load_corpus, near_duplicate_clusters, normalise, shingles
+from models.data import (
+    CORPUS,
+    RAW_DIR,
+    Item,
+    group_of,
+    load_corpus,
+    near_duplicate_clusters,
+    normalise,
+    shingles,
+    split_of,
+)
 from models.train import TrainingArgs
 from schemas import LABELS
 
@@ -49,6 +60,16 @@ def test_near_duplicate_detection_finds_light_edits() -> None:
     assert shingles(a) == shingles(b)
     clusters = near_duplicate_clusters([a, b, c])
     assert clusters[0] == clusters[1] != clusters[2]
+
+
+def test_the_training_only_batch_stays_in_train(items: list[Item]) -> None:
+    # Its items were picked from texts whose group hashes to train; an id that hashed
+    # elsewhere (say, a copy of the text under another id) would move held-out figures.
+    path = RAW_DIR / "real_labelled_8.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    assert rows and all(split_of("real", group_of(r["rid"])) == "train" for r in rows)
+    kept = {i.id: i.split for i in items}
+    assert {kept[r["rid"]] for r in rows if r["rid"] in kept} == {"train"}
 
 
 def test_every_split_has_both_slices(items: list[Item]) -> None:
