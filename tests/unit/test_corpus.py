@@ -72,6 +72,20 @@ def test_the_training_only_batch_stays_in_train(items: list[Item]) -> None:
     assert {kept[r["rid"]] for r in rows if r["rid"] in kept} == {"train"}
 
 
+def test_the_measured_unused_batches_stay_out_of_the_corpus(items: list[Item]) -> None:
+    # docs/model.md reports them as not shipped: none may reach the corpus, even by copy.
+    unused = RAW_DIR.parent / "unused"
+    rows = [json.loads(line) for path in sorted(unused.glob("*.jsonl"))
+            for line in path.read_text().splitlines() if line]  # fmt: skip
+    assert len(rows) >= 3000 and {r["label"] for r in rows} <= {label.value for label in LABELS}
+    # Real rows are named by id (the same short tweet recurs under other ids); written rows,
+    # which have no id of their own, by their words.
+    ids, texts = {i.id for i in items}, {normalise(i.text) for i in items}
+    assert not [r["rid"] for r in rows if "rid" in r and r["rid"] in ids]
+    assert not [r["text"] for r in rows if "rid" not in r and normalise(r["text"]) in texts]
+    assert not list(RAW_DIR.glob("*g6*")) and not (RAW_DIR / "real_labelled_9.jsonl").exists()
+
+
 def test_every_split_has_both_slices(items: list[Item]) -> None:
     present = {(i.slice, i.split) for i in items}
     assert present == {(s, sp) for s in ("synthetic", "real") for sp in ("train", "dev", "test")}
