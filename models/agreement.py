@@ -1,14 +1,14 @@
 """A second labeller on the test items: how far labellers agree, and the model against each.
 
 Each item was labelled once for the corpus. A second labelling, made from the codebook alone
-without sight of the first labels, covers 480 of the real test items
-(``second_labels.jsonl``: every test item whose first label is outside the four common ones,
-then a seeded random draw of the rest) and every written test item
-(``second_labels_written.jsonl``). ``agreement_report`` gives, for each slice, the labellers'
-raw agreement and Cohen's kappa, per-label counts, the second labeller scored as if it were a
-classifier against the first (how high a score the labels allow), and every classifier scored
-against each labeller and on the items both agree on: the model will be judged by labellers
-other than the one who labelled its data, and this is the nearest measurement of that here.
+without sight of the first labels, covers every real test item (``second_labels.jsonl``: first
+480, every item whose first label is outside the four common ones and a seeded random draw of
+the rest; later the other 1,130) and every written test item (``second_labels_written.jsonl``).
+``agreement_report`` gives, for each slice, the labellers' raw agreement and Cohen's kappa,
+per-label counts, the second labeller scored as if it were a classifier against the first (how
+high a score the labels allow), and every classifier scored against each labeller and on the
+items both agree on: the model will be judged by labellers other than the one who labelled its
+data, and this is the nearest measurement of that here.
 """
 
 from __future__ import annotations
