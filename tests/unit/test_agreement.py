@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from models.agreement import (
+    SECOND_LABELS,
     SECOND_LABELS_WRITTEN,
     cohen_kappa,
     load_second_labels,
@@ -26,21 +29,17 @@ def test_kappa_is_one_for_total_agreement_and_zero_at_chance() -> None:
         cohen_kappa([B], [B, N])
 
 
-def test_second_labels_cover_every_real_test_item_once_with_valid_labels() -> None:
-    second = load_second_labels()
+@pytest.mark.parametrize(
+    ("path", "slice_name"), [(SECOND_LABELS, "real"), (SECOND_LABELS_WRITTEN, "synthetic")]
+)
+def test_second_labels_cover_every_test_item_of_their_slice_once(
+    path: Path, slice_name: str
+) -> None:
+    second = load_second_labels(path)
     corpus = load_corpus()
     _items, labels = paired_items(corpus, second)
-    real_test = {i.id for i in corpus if i.slice == "real" and i.split == "test"}
-    assert len(second) == len({s.id for s in second}) and {s.id for s in second} == real_test
+    test = {i.id for i in corpus if i.slice == slice_name and i.split == "test"}
+    assert len(second) == len({s.id for s in second}) and {s.id for s in second} == test
     assert all(isinstance(label, Label) for label in labels)
-    assert {s.confidence for s in second} <= {"high", "low"}
-
-
-def test_written_second_labels_cover_every_written_test_item_once() -> None:
-    second = load_second_labels(SECOND_LABELS_WRITTEN)
-    corpus = load_corpus()
-    _items, labels = paired_items(corpus, second)
-    written_test = {i.id for i in corpus if i.slice == "synthetic" and i.split == "test"}
-    assert len(second) == len({s.id for s in second}) and {s.id for s in second} == written_test
     assert {s.confidence for s in second} <= {"high", "low"}
     assert set(labels) == set(Label), "every label appears in the second labelling"

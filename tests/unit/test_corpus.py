@@ -9,6 +9,7 @@ import pytest
 
 from models.data import (
     CORPUS,
+    DATA_DIR,
     RAW_DIR,
     Item,
     group_of,
@@ -74,7 +75,7 @@ def test_the_training_only_batch_stays_in_train(items: list[Item]) -> None:
 
 def test_the_measured_unused_batches_stay_out_of_the_corpus(items: list[Item]) -> None:
     # docs/model.md reports them as not shipped: none may reach the corpus, even by copy.
-    unused = RAW_DIR.parent / "unused"
+    unused = DATA_DIR / "unused"
     rows = [json.loads(line) for path in sorted(unused.glob("*.jsonl"))
             for line in path.read_text().splitlines() if line]  # fmt: skip
     assert len(rows) >= 3000 and {r["label"] for r in rows} <= {label.value for label in LABELS}
