@@ -186,19 +186,13 @@ def eval_cmd(model_dir: Path | None) -> None:
     run_eval(model_dir or SHIPPED_MODEL)
 
 
+_SHARES = "Shares of the written train groups, e.g. 0.25,0.5,1."
+_SEEDS = "One six-layer network per seed at each share; several are also averaged."
+
+
 @model.command("curve")
-@click.option(
-    "--fractions",
-    default="0.25,0.5,1",
-    show_default=True,
-    help="Shares of the written train groups, e.g. 0.25,0.5,1.",
-)
-@click.option(
-    "--seeds",
-    default="13",
-    show_default=True,
-    help="One six-layer network per seed at each share; several are also averaged.",
-)
+@click.option("--fractions", default="0.25,0.5,1", show_default=True, help=_SHARES)
+@click.option("--seeds", default="13", show_default=True, help=_SEEDS)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def curve_cmd(fractions: str, seeds: str, fmt: str) -> None:
     """Dev only: the fine-tuned network's lead over TF-IDF as written data grows, and with
