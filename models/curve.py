@@ -26,11 +26,17 @@ FitNetwork = Callable[[list[Item], list[Item], int], np.ndarray]
 FUSION_WEIGHTS = (0.25, 0.5, 1.0)
 
 
+def check_fractions(fractions: Sequence[float]) -> None:
+    """Refuse any share outside (0, 1], before anything is trained."""
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        raise ValueError(f"shares must be in (0, 1], got {bad}")
+
+
 def written_share(train_items: Sequence[Item], fraction: float, seed: int = 7) -> list[Item]:
     """All real train items and the first ``fraction`` of the written groups in a seeded
     order, so a larger share always holds a smaller one."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    check_fractions([fraction])
     groups = sorted({i.group for i in train_items if i.slice == "synthetic"})
     random.Random(seed).shuffle(groups)
     keep = set(groups[: max(1, int(len(groups) * fraction))])
@@ -75,6 +81,7 @@ def learning_curve(
     fit_network: FitNetwork,
 ) -> list[dict[str, Any]]:
     """One row per fraction: item counts and the dev scores of every model listed above."""
+    check_fractions(fractions)
     train = [i for i in items if i.split == "train"]
     dev = [i for i in items if i.split == "dev"]
     rows: list[dict[str, Any]] = []

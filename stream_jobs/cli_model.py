@@ -197,7 +197,7 @@ _SEEDS = "One six-layer network per seed at each share; several are also average
 def curve_cmd(fractions: str, seeds: str, fmt: str) -> None:
     """Dev only: the fine-tuned network's lead over TF-IDF as written data grows, and with
     seeds averaged and TF-IDF added (about 11 minutes per network on all the data, 2 cores)."""
-    from models.curve import format_curve, learning_curve, teacher_dev_logits
+    from models.curve import check_fractions, format_curve, learning_curve, teacher_dev_logits
     from models.data import load_corpus
 
     try:
@@ -205,8 +205,10 @@ def curve_cmd(fractions: str, seeds: str, fmt: str) -> None:
         seed_list = [int(part) for part in seeds.split(",")]
     except ValueError:
         raise click.BadParameter("comma-separated numbers, e.g. 0.25,0.5,1 and 13,14") from None
-    if not all(0 < share <= 1 for share in shares):
-        raise click.BadParameter("shares must be in (0, 1]", param_hint="--fractions")
+    try:
+        check_fractions(shares)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--fractions") from None
     args = _training_args(EPOCHS, BATCH_SIZE, LEARNING_RATE, seed_list[0])
     rows = learning_curve(
         load_corpus(), shares, seed_list, teacher_dev_logits(args, progress=sys.stderr.isatty())
