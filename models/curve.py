@@ -67,11 +67,9 @@ def tfidf_log_probs(train: Sequence[Item], dev: Sequence[Item]) -> np.ndarray:
     from models.tfidf import TfidfClassifier
 
     model = TfidfClassifier.fit([i.text for i in train], [i.label for i in train])
-    probs = np.asarray(model.pipeline.predict_proba([i.text for i in dev]))
-    full = np.full((len(dev), len(LABELS)), 1e-9)
-    for column, label in enumerate(model.classes):
-        full[:, LABELS.index(label)] = probs[:, column]
-    return np.log(np.clip(full, 1e-9, 1.0))
+    predictions = model.predict([i.text for i in dev])
+    probs = np.array([[p.scores[label] for label in LABELS] for p in predictions])
+    return np.log(np.clip(probs, 1e-9, 1.0))
 
 
 def learning_curve(
